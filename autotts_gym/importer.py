@@ -1,0 +1,182 @@
+"""Convert the AutoTTS JSON replay release into the project's HDF5 store.
+
+Input: one JSON file, or a folder laid out ``<model>/<benchmark>.json``. The JSON schema is
+the public release's (see ``../shared/replay/README.md``): a list of problems, each with
+``question``, ``gold_answer``, ``probe_freq``, ``final_answers_trace`` and ``each_branch``
+(triples ``[probe_answers, branch_tokens, final_answer]``).
+
+Every malformed input raises :class:`~autotts_gym.store.StoreError` naming the file, the
+problem index, the branch index, the field and what is wrong; nothing is written then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .store import ProblemBuilder, ReplaySet, StoreError, read_replay_set, write_replay_set
+
+Normalizer = Callable[[str], str]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _where(path: Path, problem: int | None = None, branch: int | None = None) -> str:
+    s = str(path)
+    if problem is not None:
+        s += f": problem {problem}"
+    if branch is not None:
+        s += f", branch {branch}"
+    return s
+
+
+def _expect(cond: bool, path: Path, problem: int | None, branch: int | None, msg: str) -> None:
+    if not cond:
+        raise StoreError(f"{_where(path, problem, branch)}: {msg}")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def parse_autotts_json(
+    path: Path,
+    model: str,
+    benchmark: str,
+    normalizer: Normalizer | None = None,
+    normalizer_name: str = "none",
+) -> ReplaySet:
+    """Read and validate one AutoTTS JSON file into a :class:`ReplaySet`."""
+    path = Path(path)
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise StoreError(f"{path}: not valid JSON (truncated or corrupt): {e}") from None
+    except UnicodeDecodeError as e:
+        raise StoreError(f"{path}: not UTF-8 text: {e}") from None
+    _expect(isinstance(data, list), path, None, None,
+            f"top level must be a list of problems, got {type(data).__name__}")
+    _expect(len(data) > 0, path, None, None, "the list of problems is empty")
+    norm = normalizer or (lambda s: s)
+    problems = []
+    for i, p in enumerate(data):
+        _expect(isinstance(p, dict), path, i, None,
+                f"must be an object, got {type(p).__name__}")
+        for key in ("question", "gold_answer", "probe_freq", "final_answers_trace", "each_branch"):
+            _expect(key in p, path, i, None, f"field '{key}' is missing")
+        _expect(isinstance(p["question"], str), path, i, None,
+                f"field 'question' must be a string, got {type(p['question']).__name__}")
+        _expect(isinstance(p["gold_answer"], str), path, i, None,
+                f"field 'gold_answer' must be a string, got {type(p['gold_answer']).__name__}")
+        freq = p["probe_freq"]
+        _expect(_is_int(freq), path, i, None,
+                f"field 'probe_freq' must be an integer, got {type(freq).__name__}")
+        _expect(freq > 0, path, i, None, f"field 'probe_freq' must be > 0, got {freq}")
+        branches, trace = p["each_branch"], p["final_answers_trace"]
+        _expect(isinstance(branches, list), path, i, None,
+                f"field 'each_branch' must be a list, got {type(branches).__name__}")
+        _expect(len(branches) > 0, path, i, None, "field 'each_branch' is an empty branch list")
+        _expect(isinstance(trace, list), path, i, None,
+                f"field 'final_answers_trace' must be a list, got {type(trace).__name__}")
+        _expect(len(trace) == len(branches), path, i, None,
+                f"field 'final_answers_trace' has {len(trace)} entries, "
+                f"'each_branch' has {len(branches)}")
+        builder = ProblemBuilder(i, p["question"], norm(p["gold_answer"]), freq)
+        for j, br in enumerate(branches):
+            _expect(isinstance(br, list) and len(br) == 3, path, i, j,
+                    "field 'each_branch' entry must be a triple "
+                    "[probe_answers, branch_tokens, final_answer]")
+            probes, tokens, final = br
+            _expect(isinstance(probes, list), path, i, j,
+                    f"field 'probe_answers' must be a list, got {type(probes).__name__}")
+            _expect(len(probes) > 0, path, i, j, "field 'probe_answers' is empty")
+            for k, a in enumerate(probes):
+                _expect(isinstance(a, str), path, i, j,
+                        f"field 'probe_answers' element {k} must be a string, "
+                        f"got {type(a).__name__}")
+            _expect(_is_int(tokens), path, i, j,
+                    f"field 'branch_tokens' must be an integer, got {type(tokens).__name__}")
+            _expect(tokens >= 0, path, i, j, f"field 'branch_tokens' is negative ({tokens})")
+            _expect(isinstance(final, str), path, i, j,
+                    f"field 'final_answer' must be a string, got {type(final).__name__}")
+            _expect(trace[j] == final, path, i, j,
+                    f"field 'final_answer' {final!r} differs from "
+                    f"'final_answers_trace'[{j}] {trace[j]!r}")
+            builder.add_branch([norm(a) for a in probes], tokens, norm(final))
+        problems.append(builder.build())
+    return ReplaySet(
+        model=model,
+        benchmark=benchmark,
+        problems=problems,
+        source_file=str(path),
+        source_sha256=hashlib.sha256(raw).hexdigest(),
+        synthetic=False,
+        normalizer=normalizer_name,
+    )
+
+
+@dataclass
+class ImportResult:
+    model: str
+    benchmark: str
+    path: Path
+    skipped: bool  # True when the store already held this exact source
+
+
+def find_sources(src: Path) -> list[tuple[str, str, Path]]:
+    """(model, benchmark, json path) for a file or a ``<model>/<benchmark>.json`` folder."""
+    src = Path(src)
+    if src.is_file():
+        return [(src.parent.name, src.stem, src)]
+    if not src.is_dir():
+        raise StoreError(f"{src}: no such file or directory")
+    found = sorted(src.glob("*/*.json"))
+    if not found:
+        raise StoreError(f"{src}: no '<model>/<benchmark>.json' files found")
+    return [(p.parent.name, p.stem, p) for p in found]
+
+
+def import_sources(
+    src: Path,
+    out: Path,
+    model: str | None = None,
+    normalizer: Normalizer | None = None,
+    normalizer_name: str = "none",
+    force: bool = False,
+) -> list[ImportResult]:
+    """Import every JSON file under ``src`` into the store ``out``.
+
+    All sources are parsed and validated before anything is written, so a bad file leaves
+    the store untouched. Re-importing a source whose sha256 (and normalizer) the store
+    already records is a no-op.
+    """
+    out = Path(out)
+    todo = []
+    for m, b, path in find_sources(src):
+        m = model or m
+        dest = out / m / f"{b}.h5"
+        if dest.is_file() and not force:
+            try:
+                old = read_replay_set(dest)
+                if (old.source_sha256 == sha256_file(path)
+                        and old.normalizer == normalizer_name):
+                    todo.append((ImportResult(m, b, dest, True), None))
+                    continue
+            except StoreError:
+                pass  # an unreadable old file is replaced
+        rs = parse_autotts_json(path, m, b, normalizer, normalizer_name)
+        todo.append((ImportResult(m, b, dest, False), rs))
+    for result, rs in todo:
+        if rs is not None:
+            write_replay_set(result.path, rs)
+    return [r for r, _ in todo]

@@ -1,0 +1,365 @@
+"""The replay store: cached reasoning trajectories in versioned HDF5 files.
+
+A store is a directory laid out ``<root>/<model>/<benchmark>.h5``. Each file holds one
+(model, benchmark) replay set. Schema version 1 (all arrays flat, ragged ones by offsets):
+
+File attributes
+    ``schema_version`` (int, 1), ``model``, ``benchmark``, ``source_file``,
+    ``source_sha256``, ``synthetic`` (bool: made by the project's generator, not a model),
+    ``normalizer`` (name of the answer normalizer that built the vocabularies, ``"none"``),
+    ``created_by`` (package and version).
+
+Per problem (length P)
+    ``question``, ``gold_answer`` (UTF-8 strings), ``probe_freq`` (int32, tokens per
+    interval), ``gold_id`` (int32, the gold answer's id in the problem's vocabulary, -1 when
+    no branch ever produced it), ``vocab_offsets`` (int64, P + 1) into ``vocab`` (strings,
+    each problem's answer vocabulary stored once), ``branch_offsets`` (int64, P + 1) into
+    the per-branch arrays.
+
+Per branch (length NB, problems concatenated in stored order)
+    ``n_probes`` (int32, L: intermediate answers), ``tokens`` (int64, the trajectory's
+    token count), ``final`` (int32, final answer id), ``probe_offsets`` (int64, NB + 1)
+    into ``probes`` (int32 answer ids, probe k of a branch at ``probe_offsets[b] + k - 1``).
+
+Answer ids index the problem's vocabulary; ids are assigned in first-appearance order over
+the branches in stored order (probes, then the final answer), so equal strings share an id
+and correctness is ``answer_id == gold_id`` (exact string equality with the gold answer).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import h5py
+import numpy as np
+
+SCHEMA_VERSION = 1
+STORE_SUFFIX = ".h5"
+
+_STR = h5py.string_dtype(encoding="utf-8")
+
+
+class StoreError(ValueError):
+    """A store file (or a source it is built from) is malformed; the message names where."""
+
+
+@dataclass(frozen=True, eq=False)
+class Problem:
+    """One problem's cached trajectories, as numpy arrays of answer ids.
+
+    ``probe_answers[probe_offsets[b]:probe_offsets[b + 1]]`` are branch ``b``'s
+    intermediate answers, ``final[b]`` its final answer, ``tokens[b]`` its token count.
+    """
+
+    index: int
+    question: str
+    gold_answer: str
+    gold_id: int
+    probe_freq: int
+    vocab: tuple[str, ...]
+    n_probes: np.ndarray
+    tokens: np.ndarray
+    final: np.ndarray
+    probe_offsets: np.ndarray
+    probe_answers: np.ndarray
+
+    @property
+    def n_branches(self) -> int:
+        return int(self.n_probes.shape[0])
+
+    def branch_probes(self, b: int) -> np.ndarray:
+        return self.probe_answers[self.probe_offsets[b] : self.probe_offsets[b + 1]]
+
+    def answer_id(self, answer: str | None) -> int:
+        """The id of an answer string in this problem's vocabulary, -1 if never produced."""
+        if answer is None:
+            return -1
+        try:
+            return self.vocab.index(answer)
+        except ValueError:
+            return -1
+
+
+@dataclass(eq=False)
+class ReplaySet:
+    """All problems of one (model, benchmark), with the file's provenance."""
+
+    model: str
+    benchmark: str
+    problems: list[Problem]
+    source_file: str = ""
+    source_sha256: str = ""
+    synthetic: bool = False
+    normalizer: str = "none"
+    path: Path | None = None
+    extra_attrs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.model, self.benchmark)
+
+    def __len__(self) -> int:
+        return len(self.problems)
+
+
+class ProblemBuilder:
+    """Builds a :class:`Problem` from answer strings, assigning vocabulary ids."""
+
+    def __init__(self, index: int, question: str, gold_answer: str, probe_freq: int):
+        self.index = index
+        self.question = question
+        self.gold_answer = gold_answer
+        self.probe_freq = int(probe_freq)
+        self._ids: dict[str, int] = {}
+        self._probes: list[list[int]] = []
+        self._tokens: list[int] = []
+        self._final: list[int] = []
+
+    def _id(self, answer: str) -> int:
+        i = self._ids.get(answer)
+        if i is None:
+            i = self._ids[answer] = len(self._ids)
+        return i
+
+    def add_branch(self, probe_answers: Iterable[str], tokens: int, final_answer: str) -> None:
+        self._probes.append([self._id(a) for a in probe_answers])
+        self._final.append(self._id(final_answer))
+        self._tokens.append(int(tokens))
+
+    def build(self) -> Problem:
+        n = np.array([len(p) for p in self._probes], dtype=np.int32)
+        offsets = np.zeros(len(n) + 1, dtype=np.int64)
+        np.cumsum(n, out=offsets[1:])
+        flat = [a for p in self._probes for a in p]
+        return Problem(
+            index=self.index,
+            question=self.question,
+            gold_answer=self.gold_answer,
+            gold_id=self._ids.get(self.gold_answer, -1),
+            probe_freq=self.probe_freq,
+            vocab=tuple(self._ids),
+            n_probes=n,
+            tokens=np.asarray(self._tokens, dtype=np.int64),
+            final=np.asarray(self._final, dtype=np.int32),
+            probe_offsets=offsets,
+            probe_answers=np.asarray(flat, dtype=np.int32),
+        )
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over.
+
+    Readers never see a half-written file; an exception leaves ``path`` as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_replay_set(path: Path, rs: ReplaySet) -> None:
+    """Write one replay set to ``path`` atomically (schema version 1)."""
+    probs = rs.problems
+
+    def _write(tmp: Path) -> None:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["schema_version"] = SCHEMA_VERSION
+            f.attrs["model"] = rs.model
+            f.attrs["benchmark"] = rs.benchmark
+            f.attrs["source_file"] = rs.source_file
+            f.attrs["source_sha256"] = rs.source_sha256
+            f.attrs["synthetic"] = bool(rs.synthetic)
+            f.attrs["normalizer"] = rs.normalizer
+            f.attrs["created_by"] = "autotts-gym"
+            for k, v in rs.extra_attrs.items():
+                f.attrs[k] = v
+            f.create_dataset("question", data=[p.question for p in probs], dtype=_STR)
+            f.create_dataset("gold_answer", data=[p.gold_answer for p in probs], dtype=_STR)
+            f.create_dataset("probe_freq", data=[p.probe_freq for p in probs], dtype=np.int32)
+            f.create_dataset("gold_id", data=[p.gold_id for p in probs], dtype=np.int32)
+            f.create_dataset("vocab", data=[a for p in probs for a in p.vocab], dtype=_STR)
+            f.create_dataset("vocab_offsets", data=_offsets(len(p.vocab) for p in probs))
+            f.create_dataset("branch_offsets", data=_offsets(p.n_branches for p in probs))
+            f.create_dataset("n_probes", data=_cat([p.n_probes for p in probs], np.int32))
+            f.create_dataset("tokens", data=_cat([p.tokens for p in probs], np.int64))
+            f.create_dataset("final", data=_cat([p.final for p in probs], np.int32))
+            f.create_dataset(
+                "probe_offsets",
+                data=_offsets(int(n) for p in probs for n in p.n_probes),
+            )
+            f.create_dataset("probes", data=_cat([p.probe_answers for p in probs], np.int32))
+
+    atomic_write(path, _write)
+
+
+def _offsets(sizes: Iterable[int]) -> np.ndarray:
+    s = np.fromiter(sizes, dtype=np.int64)
+    out = np.zeros(s.shape[0] + 1, dtype=np.int64)
+    np.cumsum(s, out=out[1:])
+    return out
+
+
+def _cat(arrays: list[np.ndarray], dtype) -> np.ndarray:
+    return np.concatenate(arrays).astype(dtype) if arrays else np.zeros(0, dtype=dtype)
+
+
+# ----------------------------------------------------------------------------- reading
+
+_REQUIRED = (
+    "question", "gold_answer", "probe_freq", "gold_id", "vocab", "vocab_offsets",
+    "branch_offsets", "n_probes", "tokens", "final", "probe_offsets", "probes",
+)
+
+
+def read_replay_set(path: Path) -> ReplaySet:
+    """Load one store file into numpy arrays; raise :class:`StoreError` naming the problem."""
+    path = Path(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise StoreError(f"{path}: not a readable HDF5 store file ({e})") from None
+    with f:
+        version = f.attrs.get("schema_version")
+        if version is None:
+            raise StoreError(f"{path}: attribute 'schema_version' is missing")
+        if int(version) != SCHEMA_VERSION:
+            raise StoreError(
+                f"{path}: attribute 'schema_version' is {int(version)}, "
+                f"this autotts-gym reads version {SCHEMA_VERSION}"
+            )
+        for name in _REQUIRED:
+            if name not in f:
+                raise StoreError(f"{path}: dataset '{name}' is missing")
+        d = {name: f[name][()] for name in _REQUIRED}
+        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    strs = {k: [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in d[k]]
+            for k in ("question", "gold_answer", "vocab")}
+    vo, bo, po = d["vocab_offsets"], d["branch_offsets"], d["probe_offsets"]
+    n_prob = len(strs["question"])
+    if len(vo) != n_prob + 1 or len(bo) != n_prob + 1:
+        raise StoreError(f"{path}: dataset 'vocab_offsets'/'branch_offsets' length != problems + 1")
+    if len(po) != len(d["n_probes"]) + 1 or int(po[-1]) != len(d["probes"]):
+        raise StoreError(f"{path}: dataset 'probe_offsets' does not match 'probes'")
+    problems = []
+    for i in range(n_prob):
+        b0, b1 = int(bo[i]), int(bo[i + 1])
+        p0, p1 = int(po[b0]), int(po[b1])
+        vocab = tuple(strs["vocab"][int(vo[i]) : int(vo[i + 1])])
+        problems.append(
+            Problem(
+                index=i,
+                question=strs["question"][i],
+                gold_answer=strs["gold_answer"][i],
+                gold_id=int(d["gold_id"][i]),
+                probe_freq=int(d["probe_freq"][i]),
+                vocab=vocab,
+                n_probes=np.asarray(d["n_probes"][b0:b1], dtype=np.int32),
+                tokens=np.asarray(d["tokens"][b0:b1], dtype=np.int64),
+                final=np.asarray(d["final"][b0:b1], dtype=np.int32),
+                probe_offsets=np.asarray(po[b0 : b1 + 1] - p0, dtype=np.int64),
+                probe_answers=np.asarray(d["probes"][p0:p1], dtype=np.int32),
+            )
+        )
+    known = {"schema_version", "model", "benchmark", "source_file", "source_sha256",
+             "synthetic", "normalizer", "created_by"}
+    return ReplaySet(
+        model=str(attrs.get("model", path.parent.name)),
+        benchmark=str(attrs.get("benchmark", path.stem)),
+        problems=problems,
+        source_file=str(attrs.get("source_file", "")),
+        source_sha256=str(attrs.get("source_sha256", "")),
+        synthetic=bool(attrs.get("synthetic", False)),
+        normalizer=str(attrs.get("normalizer", "none")),
+        path=path,
+        extra_attrs={k: str(v) for k, v in attrs.items() if k not in known},
+    )
+
+
+class ReplayStore:
+    """A directory of replay sets, ``<root>/<model>/<benchmark>.h5``."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise StoreError(f"{self.root}: replay store directory does not exist")
+        self._cache: dict[tuple[str, str], ReplaySet] = {}
+
+    def keys(self) -> list[tuple[str, str]]:
+        """All (model, benchmark) pairs, sorted."""
+        return sorted(
+            (p.parent.name, p.stem) for p in self.root.glob(f"*/*{STORE_SUFFIX}")
+        )
+
+    def models(self) -> list[str]:
+        return sorted({m for m, _ in self.keys()})
+
+    def benchmarks(self, model: str | None = None) -> list[str]:
+        return sorted({b for m, b in self.keys() if model is None or m == model})
+
+    def path(self, model: str, benchmark: str) -> Path:
+        return self.root / model / f"{benchmark}{STORE_SUFFIX}"
+
+    def load(self, model: str, benchmark: str) -> ReplaySet:
+        key = (model, benchmark)
+        if key not in self._cache:
+            p = self.path(model, benchmark)
+            if not p.is_file():
+                raise StoreError(
+                    f"{self.root}: no replay set for model {model!r}, benchmark {benchmark!r} "
+                    f"(have: {', '.join(f'{m}/{b}' for m, b in self.keys()) or 'none'})"
+                )
+            self._cache[key] = read_replay_set(p)
+        return self._cache[key]
+
+    def select(
+        self,
+        models: Iterable[str] | str | None = None,
+        benchmarks: Iterable[str] | str | None = None,
+    ) -> list[ReplaySet]:
+        """The replay sets matching the given models and benchmarks (None: all)."""
+        ms = _as_set(models)
+        bs = _as_set(benchmarks)
+        keys = [(m, b) for m, b in self.keys()
+                if (ms is None or m in ms) and (bs is None or b in bs)]
+        for wanted, have, what in ((ms, {m for m, _ in keys}, "model"),
+                                   (bs, {b for _, b in keys}, "benchmark")):
+            missing = (wanted or set()) - have
+            if missing:
+                raise StoreError(
+                    f"{self.root}: no replay set for {what} {', '.join(sorted(missing))} "
+                    f"(have: {', '.join(f'{m}/{b}' for m, b in self.keys()) or 'none'})"
+                )
+        return [self.load(m, b) for m, b in keys]
+
+    def __iter__(self) -> Iterator[ReplaySet]:
+        return iter(self.select())
+
+    @property
+    def synthetic(self) -> bool:
+        return any(rs.synthetic for rs in self)
+
+
+def _as_set(x: Iterable[str] | str | None) -> set[str] | None:
+    if x is None:
+        return None
+    if isinstance(x, str):
+        return {s for s in x.split(",") if s}
+    return set(x)
