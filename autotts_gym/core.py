@@ -302,6 +302,7 @@ class EpisodeBatch:
         self.n_branches = np.array([t.n_branches for t in self.tables], dtype=np.int64)[pr]
         self.gold_id = np.array([t.gold_id for t in self.tables], dtype=np.int64)[pr]
         self.tokens = np.zeros(E, dtype=np.float64)
+        self.steps = np.zeros(E, dtype=np.int64)  # calls made, counted as Session counts them
         self.n_open = np.zeros(E, dtype=np.int64)
         self.depth = np.zeros((E, S), dtype=np.int32)
         self.finished = np.zeros((E, S), dtype=bool)
@@ -350,7 +351,9 @@ class EpisodeBatch:
         Returns ``(ok, slot, answer, finished)``, each (E,); ``ok`` is False where the row
         was not masked or had no branch left.
         """
-        ok = np.asarray(rows, dtype=bool) & self.can_branch()
+        rows = np.asarray(rows, dtype=bool)
+        self.steps += rows
+        ok = rows & self.can_branch()
         r = self._rows[ok]
         slot = self.n_open.copy()
         s = slot[r]
@@ -371,6 +374,7 @@ class EpisodeBatch:
         Returns the (E, S) revealed answers (-1 where not masked).
         """
         mask = np.asarray(mask, dtype=bool) & self.opened
+        self.steps += mask.sum(axis=1)
         go = mask & ~self.finished
         r, s = np.nonzero(go)
         d = self.depth[r, s]
@@ -390,6 +394,7 @@ class EpisodeBatch:
     def probe(self, mask: np.ndarray) -> np.ndarray:
         """PROBE every masked opened slot; returns (E, S) answers (-1 where not masked)."""
         mask = np.asarray(mask, dtype=bool) & self.opened
+        self.steps += mask.sum(axis=1)
         r, s = np.nonzero(mask)
         a = self._answers[(*self._pb(r, s), self.depth[r, s] - 1)]
         self.revealed[r, s] = a
@@ -400,11 +405,16 @@ class EpisodeBatch:
         return out
 
     def prune(self, mask: np.ndarray) -> None:
-        self.pruned |= np.asarray(mask, dtype=bool) & self.opened
+        """PRUNE every masked opened slot."""
+        mask = np.asarray(mask, dtype=bool) & self.opened
+        self.steps += mask.sum(axis=1)
+        self.pruned |= mask
 
     def read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Read a whole fresh branch in the masked rows: ``(ok, answer)``, each (E,)."""
-        ok = np.asarray(rows, dtype=bool) & self.can_branch()
+        rows = np.asarray(rows, dtype=bool)
+        self.steps += rows
+        ok = rows & self.can_branch()
         r = self._rows[ok]
         s = self.n_open[r]
         self.n_open[r] += 1
