@@ -36,6 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     except (StoreError, FileNotFoundError, ValueError) as e:
         print(f"autotts {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return 0
     except KeyboardInterrupt:
         print(f"autotts {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -13,11 +13,21 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from .store import ProblemBuilder, ReplaySet, StoreError, read_replay_set, write_replay_set
+from .store import (
+    STORE_SUFFIX,
+    ProblemBuilder,
+    ReplaySet,
+    StoreError,
+    read_attrs,
+    write_replay_set,
+)
 
 Normalizer = Callable[[str], str]
 
@@ -134,13 +144,14 @@ class ImportResult:
 
 
 def find_sources(src: Path) -> list[tuple[str, str, Path]]:
-    """(model, benchmark, json path) for a file or a ``<model>/<benchmark>.json`` folder."""
+    """(model, benchmark, json path) for a file, a ``<model>/<benchmark>.json`` folder, or
+    one model's folder of ``<benchmark>.json`` (the model is the folder's name)."""
     src = Path(src)
     if src.is_file():
         return [(src.parent.name, src.stem, src)]
     if not src.is_dir():
         raise StoreError(f"{src}: no such file or directory")
-    found = sorted(src.glob("*/*.json"))
+    found = sorted(src.glob("*/*.json")) or sorted(src.glob("*.json"))  # store or one model
     if not found:
         raise StoreError(f"{src}: no '<model>/<benchmark>.json' files found")
     return [(p.parent.name, p.stem, p) for p in found]
@@ -156,27 +167,43 @@ def import_sources(
 ) -> list[ImportResult]:
     """Import every JSON file under ``src`` into the store ``out``.
 
-    All sources are parsed and validated before anything is written, so a bad file leaves
-    the store untouched. Re-importing a source whose sha256 (and normalizer) the store
-    already records is a no-op.
+    All sources are parsed and validated before anything is written, and all new files are
+    written to a staging folder inside ``out`` first and only then renamed into place, so a
+    bad source or an interruption leaves the store as it was. Re-importing a source whose
+    sha256 (and normalizer) the store already records is a no-op (the file is not touched)
+    unless ``force``.
     """
     out = Path(out)
-    todo = []
+    todo: list[tuple[ImportResult, ReplaySet | None]] = []
     for m, b, path in find_sources(src):
         m = model or m
-        dest = out / m / f"{b}.h5"
-        if dest.is_file() and not force:
-            try:
-                old = read_replay_set(dest)
-                if (old.source_sha256 == sha256_file(path)
-                        and old.normalizer == normalizer_name):
-                    todo.append((ImportResult(m, b, dest, True), None))
-                    continue
-            except StoreError:
-                pass  # an unreadable old file is replaced
+        dest = out / m / f"{b}{STORE_SUFFIX}"
+        if not force and _already_imported(dest, path, normalizer_name):
+            todo.append((ImportResult(m, b, dest, True), None))
+            continue
         rs = parse_autotts_json(path, m, b, normalizer, normalizer_name)
         todo.append((ImportResult(m, b, dest, False), rs))
-    for result, rs in todo:
-        if rs is not None:
-            write_replay_set(result.path, rs)
+    pending = [(r, rs) for r, rs in todo if rs is not None]
+    if pending:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".import-", dir=out))
+        try:
+            staged = []
+            for k, (result, rs) in enumerate(pending):
+                tmp = staging / f"{k}.staged"
+                write_replay_set(tmp, rs)
+                staged.append((tmp, result.path))
+            for tmp, dest in staged:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(tmp, dest)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return [r for r, _ in todo]
+
+
+def _already_imported(dest: Path, source: Path, normalizer_name: str) -> bool:
+    if not dest.is_file():
+        return False
+    attrs = read_attrs(dest)
+    return (attrs.get("source_sha256") == sha256_file(source)
+            and attrs.get("normalizer", "none") == normalizer_name)

@@ -21,6 +21,9 @@ Per branch (length NB, problems concatenated in stored order)
     token count), ``final`` (int32, final answer id), ``probe_offsets`` (int64, NB + 1)
     into ``probes`` (int32 answer ids, probe k of a branch at ``probe_offsets[b] + k - 1``).
 
+Numeric datasets of 1024 elements or more are gzip-compressed (shuffle filter); h5py
+reads them transparently.
+
 Answer ids index the problem's vocabulary; ids are assigned in first-appearance order over
 the branches in stored order (probes, then the final answer), so equal strings share an id
 and correctness is ``answer_id == gold_id`` (exact string equality with the gold answer).
@@ -30,9 +33,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import h5py
 import numpy as np
@@ -164,6 +167,7 @@ def atomic_write(path: Path, write) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a store is meant to be shared
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -191,23 +195,34 @@ def write_replay_set(path: Path, rs: ReplaySet) -> None:
             f.attrs["created_by"] = "autotts-gym"
             for k, v in rs.extra_attrs.items():
                 f.attrs[k] = v
-            f.create_dataset("question", data=[p.question for p in probs], dtype=_STR)
-            f.create_dataset("gold_answer", data=[p.gold_answer for p in probs], dtype=_STR)
-            f.create_dataset("probe_freq", data=[p.probe_freq for p in probs], dtype=np.int32)
-            f.create_dataset("gold_id", data=[p.gold_id for p in probs], dtype=np.int32)
-            f.create_dataset("vocab", data=[a for p in probs for a in p.vocab], dtype=_STR)
-            f.create_dataset("vocab_offsets", data=_offsets(len(p.vocab) for p in probs))
-            f.create_dataset("branch_offsets", data=_offsets(p.n_branches for p in probs))
-            f.create_dataset("n_probes", data=_cat([p.n_probes for p in probs], np.int32))
-            f.create_dataset("tokens", data=_cat([p.tokens for p in probs], np.int64))
-            f.create_dataset("final", data=_cat([p.final for p in probs], np.int32))
-            f.create_dataset(
-                "probe_offsets",
-                data=_offsets(int(n) for p in probs for n in p.n_probes),
-            )
-            f.create_dataset("probes", data=_cat([p.probe_answers for p in probs], np.int32))
+            _dataset(f, "question", [p.question for p in probs], _STR)
+            _dataset(f, "gold_answer", [p.gold_answer for p in probs], _STR)
+            _dataset(f, "probe_freq", [p.probe_freq for p in probs], np.int32)
+            _dataset(f, "gold_id", [p.gold_id for p in probs], np.int32)
+            _dataset(f, "vocab", [a for p in probs for a in p.vocab], _STR)
+            _dataset(f, "vocab_offsets", _offsets(len(p.vocab) for p in probs))
+            _dataset(f, "branch_offsets", _offsets(p.n_branches for p in probs))
+            _dataset(f, "n_probes", _cat([p.n_probes for p in probs], np.int32))
+            _dataset(f, "tokens", _cat([p.tokens for p in probs], np.int64))
+            _dataset(f, "final", _cat([p.final for p in probs], np.int32))
+            _dataset(f, "probe_offsets", _offsets(int(n) for p in probs for n in p.n_probes))
+            _dataset(f, "probes", _cat([p.probe_answers for p in probs], np.int32))
 
     atomic_write(path, _write)
+
+
+# Numeric arrays at least this long are stored gzip-compressed (with the byte shuffle filter):
+# on the real data a file shrinks about 4x (755 KB -> 191 KB) and reads about 2 ms slower.
+# Readers need nothing extra (h5py decompresses transparently).
+_COMPRESS_MIN = 1024
+
+
+def _dataset(f: h5py.File, name: str, data, dtype=None) -> None:
+    arr = np.asarray(data, dtype=dtype) if dtype is not _STR else data
+    if dtype is not _STR and arr.size >= _COMPRESS_MIN:
+        f.create_dataset(name, data=arr, compression="gzip", compression_opts=4, shuffle=True)
+    else:
+        f.create_dataset(name, data=arr, dtype=dtype)
 
 
 def _offsets(sizes: Iterable[int]) -> np.ndarray:
@@ -222,6 +237,15 @@ def _cat(arrays: list[np.ndarray], dtype) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- reading
+
+def read_attrs(path: Path) -> dict:
+    """The file attributes of a store file (cheap: no dataset is read); {} if unreadable."""
+    try:
+        with h5py.File(path, "r") as f:
+            return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+    except OSError:
+        return {}
+
 
 _REQUIRED = (
     "question", "gold_answer", "probe_freq", "gold_id", "vocab", "vocab_offsets",

@@ -1,0 +1,98 @@
+"""``autotts data``: import, inspect, download and generate replay stores."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("data", help="import, inspect, download or generate replay data")
+    sub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    imp = sub.add_parser("import", help="convert AutoTTS JSON into an HDF5 replay store")
+    imp.add_argument("src", type=Path, help="a JSON file or a <model>/<benchmark>.json folder")
+    imp.add_argument("--out", type=Path, required=True, help="the store directory")
+    imp.add_argument("--model", help="model name to store under (default: the folder name)")
+    imp.add_argument("--force", action="store_true", help="rewrite even if unchanged")
+    imp.set_defaults(func=cmd_import)
+
+    info = sub.add_parser("info", help="describe a replay store")
+    info.add_argument("dir", nargs="?", type=Path,
+                      help="store or JSON folder (default: $AUTOTTS_REPLAY_DIR > user cache "
+                           "> bundled synthetic)")
+    info.set_defaults(func=cmd_info)
+
+    dl = sub.add_parser("download", help="fetch the public AutoTTS release into the cache")
+    dl.add_argument("--base-url", help="where <model>/<benchmark>.json live "
+                                       "(default: the release on GitHub)")
+    dl.add_argument("--cache", type=Path, help="cache directory (default: the user cache)")
+    dl.set_defaults(func=cmd_download)
+
+    gen = sub.add_parser("generate-synthetic", help="write a synthetic replay store")
+    gen.add_argument("--out", type=Path, required=True)
+    gen.add_argument("--seed", type=int, default=0)
+    gen.set_defaults(func=cmd_generate)
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from ..importer import import_sources
+
+    for r in import_sources(args.src, args.out, model=args.model, force=args.force):
+        state = "unchanged (same sha256)" if r.skipped else "imported"
+        print(f"{r.model}/{r.benchmark}: {state} -> {r.path}")
+    return 0
+
+
+def _q(a: np.ndarray) -> str:
+    return (f"mean {a.mean():,.0f}  median {np.median(a):,.0f}  "
+            f"min {a.min():,}  max {a.max():,}")
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from ..data import describe_source, open_store
+
+    store = open_store(args.dir)
+    print(describe_source(store))
+    keys = store.keys()
+    if not keys:
+        print("(no replay sets)")
+        return 1
+    for rs in store.select():
+        tokens = np.concatenate([p.tokens for p in rs.problems])
+        depth = np.concatenate([p.n_probes for p in rs.problems])
+        branches = sorted({p.n_branches for p in rs.problems})
+        print(f"\n{rs.model}/{rs.benchmark}  [{'synthetic' if rs.synthetic else 'real'}]")
+        print(f"  problems {len(rs)}  branches/problem "
+              f"{'/'.join(map(str, branches))}  (total {len(tokens):,})")
+        print(f"  tokens/branch  {_q(tokens)}")
+        print(f"  depth (probes) {_q(depth)}")
+        print(f"  source {rs.source_file or '-'}")
+        print(f"  sha256 {rs.source_sha256 or '-'}")
+    print(f"\n{len(store.models())} models, {len(store.benchmarks())} benchmarks, "
+          f"{len(keys)} replay sets")
+    return 0
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from ..download import DEFAULT_BASE_URL, download_release
+
+    def progress(url: str, done: int) -> None:
+        if done % (1 << 20) < (1 << 16):
+            print(f"  {url}: {done / 1e6:.1f} MB", flush=True)
+
+    results = download_release(args.cache, base_url=args.base_url or DEFAULT_BASE_URL,
+                               progress=progress)
+    for r in results:
+        print(f"{r.model}/{r.benchmark}: {'unchanged' if r.skipped else 'imported'} -> {r.path}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from ..synthetic import generate_store
+
+    for path in generate_store(args.out, seed=args.seed):
+        print(path)
+    return 0
