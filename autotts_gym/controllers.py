@@ -1,0 +1,104 @@
+"""The controller contract and how controllers are found.
+
+A controller is a Python module that defines ``make_controller(beta: float)``, returning an
+object with ``solve(session) -> str | None`` (``session`` is a
+:class:`~autotts_gym.session.Session`). Optionally the object has
+``solve_batch(batch) -> np.ndarray`` (answer ids per row of an
+:class:`~autotts_gym.core.EpisodeBatch`), a vectorized fast path that must give the same
+answers, tokens and steps as ``solve``; the built-in baselines have one.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable
+
+
+class ControllerError(ValueError):
+    """A controller could not be loaded or broke the contract."""
+
+
+@dataclass(frozen=True)
+class ControllerSpec:
+    """A loadable controller: a display name, where it came from, and its factory."""
+
+    name: str
+    source: str
+    make_controller: Callable[[float], Any]
+
+
+def _registry() -> tuple[dict[str, str], dict[str, str]]:
+    from autotts_agents.baselines import DISPLAY_NAMES, REGISTRY
+
+    return REGISTRY, DISPLAY_NAMES
+
+
+def _module_from_file(path: Path) -> ModuleType:
+    name = f"autotts_user_controller_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ControllerError(f"{path}: cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        del sys.modules[name]
+        raise ControllerError(f"{path}: importing the controller failed: "
+                              f"{type(e).__name__}: {e}") from e
+    return module
+
+
+def load_controller(spec: "str | Path | ModuleType | Callable | ControllerSpec",
+                    name: str | None = None) -> ControllerSpec:
+    """Resolve a registry name (``cmc``), module path (``pkg.mod``), file (``x.py``),
+    module object or ``make_controller`` callable into a :class:`ControllerSpec`."""
+    if isinstance(spec, ControllerSpec):
+        return spec
+    registry, display = _registry()
+    if isinstance(spec, ModuleType):
+        module, source = spec, spec.__name__
+    elif callable(spec) and not isinstance(spec, (str, Path)):
+        return ControllerSpec(name or getattr(spec, "__name__", "controller"),
+                              f"<callable {spec!r}>", spec)
+    else:
+        source = str(spec)
+        if source in registry:
+            module = importlib.import_module(registry[source])
+            name = name or display[source]
+        elif source.endswith(".py") or Path(source).is_file():
+            path = Path(source)
+            if not path.is_file():
+                raise ControllerError(f"{path}: controller file not found")
+            module = _module_from_file(path)
+            name = name or path.stem
+        else:
+            try:
+                module = importlib.import_module(source)
+            except ImportError as e:
+                raise ControllerError(
+                    f"{source!r} is not a controller file, a module, or one of the "
+                    f"built-in names ({', '.join(registry)}): {e}"
+                ) from None
+    make = getattr(module, "make_controller", None)
+    if not callable(make):
+        raise ControllerError(f"{source}: defines no callable make_controller(beta)")
+    return ControllerSpec(name or source.rsplit(".", 1)[-1], source, make)
+
+
+def instantiate(spec: ControllerSpec, beta: float) -> Any:
+    """Call ``make_controller(beta)`` and check the result has ``solve``."""
+    try:
+        ctl = spec.make_controller(beta)
+    except Exception as e:
+        raise ControllerError(f"controller {spec.name}: make_controller({beta}) raised "
+                              f"{type(e).__name__}: {e}") from e
+    if not callable(getattr(ctl, "solve", None)):
+        raise ControllerError(f"controller {spec.name}: make_controller({beta}) returned "
+                              f"{type(ctl).__name__}, which has no solve(session) method")
+    return ctl
