@@ -13,6 +13,7 @@ import pkgutil
 import sys
 
 from . import commands
+from .harness import HarnessError
 from .store import StoreError
 
 
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (StoreError, FileNotFoundError, ValueError) as e:
+    except (StoreError, FileNotFoundError, ValueError, HarnessError) as e:
         print(f"autotts {args.command}: error: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:

@@ -1,0 +1,305 @@
+"""Vectorized versions of the Table 1 controllers over an EpisodeBatch.
+
+Each function runs one controller on every row (problem x seed) of a batch at once and
+returns the answer id per row (-1 for none). They make the same calls as the per-episode
+controllers in this package (so ``batch.tokens`` and ``batch.steps`` equal theirs) and go
+through :class:`~autotts_gym.core.EpisodeBatch` for every charge and reveal. The tests
+check them against the per-episode controllers and the reference table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from autotts_gym.core import EpisodeBatch
+from autotts_gym.voting import batch_majority, confidence_table
+
+from .cmc import schedule
+
+NONE = -1
+
+
+def _n_ids(batch: EpisodeBatch) -> int:
+    return max(len(t.vocab) for t in batch.tables)
+
+
+def _all(batch: EpisodeBatch) -> np.ndarray:
+    return np.ones(batch.n_rows, dtype=bool)
+
+
+class _Votes:
+    """Incremental vote counts per row with first-seen order (Counter semantics)."""
+
+    def __init__(self, n_rows: int, n_ids: int):
+        self.counts = np.zeros((n_rows, n_ids), dtype=np.int64)
+        self.first = np.full((n_rows, n_ids), np.iinfo(np.int64).max // 4, dtype=np.int64)
+        self.n = np.zeros(n_rows, dtype=np.int64)
+
+    def add(self, rows: np.ndarray, ids: np.ndarray) -> None:
+        """Append one answer to each row in ``rows`` (an index array; no duplicates)."""
+        new = self.counts[rows, ids] == 0
+        self.first[rows[new], ids[new]] = self.n[rows[new]]
+        self.counts[rows, ids] += 1
+        self.n[rows] += 1
+
+    def top(self, rows: np.ndarray | None = None):
+        """``(winner, top count, second count)`` for ``rows`` (all rows when None)."""
+        c = self.counts if rows is None else self.counts[rows]
+        f = self.first if rows is None else self.first[rows]
+        r = np.arange(c.shape[0])
+        key = np.where(c > 0, c * (1 << 40) - f, np.iinfo(np.int64).min)
+        w = key.argmax(axis=1)
+        t = c[r, w]
+        c2 = c.copy()
+        c2[r, w] = -1
+        s = np.maximum(c2.max(axis=1), 0) if c.shape[1] > 1 else np.zeros_like(t)
+        return np.where(t > 0, w, NONE), t, s
+
+
+def sc_batch(batch: EpisodeBatch, n: int = 64) -> np.ndarray:
+    """SC@n: read n whole branches (fewer if they run out), majority of their finals."""
+    answers = np.full((batch.n_rows, n), NONE, dtype=np.int64)
+    going = _all(batch)
+    for k in range(n):
+        ok, a = batch.read(going)
+        answers[:, k] = np.where(ok, a, NONE)
+        going &= ok
+    return batch_majority(answers, _n_ids(batch))[0]
+
+
+def asc_batch(batch: EpisodeBatch, max_samples: int = 64, threshold: float = 0.95
+              ) -> np.ndarray:
+    """ASC: read one by one; stop when the beta confidence exceeds the threshold."""
+    E = batch.n_rows
+    votes = _Votes(E, _n_ids(batch))
+    table = confidence_table(max_samples + 1)
+    out = np.full(E, NONE, dtype=np.int64)
+    going = _all(batch)
+    for k in range(max_samples):
+        ok, a = batch.read(going)
+        going &= ok
+        r = np.nonzero(ok)[0]
+        votes.add(r, a[r].astype(np.int64))
+        if k + 1 >= 2 and r.size:
+            w, t, s = votes.top(r)
+            stop = table[t, s] > threshold
+            out[r[stop]] = w[stop]
+            going[r[stop]] = False
+        if not going.any():
+            break
+    rest = out == NONE
+    w, _, _ = votes.top()
+    out[rest] = w[rest]
+    return out
+
+
+def esc_batch(batch: EpisodeBatch, max_samples: int = 64, window: int = 8) -> np.ndarray:
+    """ESC: windows of reads; stop at the first window whose answers all agree."""
+    E = batch.n_rows
+    votes = _Votes(E, _n_ids(batch))
+    out = np.full(E, NONE, dtype=np.int64)
+    running = _all(batch)
+    for _ in range(max_samples // window):
+        win = np.full((E, window), NONE, dtype=np.int64)
+        reading = running.copy()
+        for k in range(window):
+            ok, a = batch.read(reading)
+            reading &= ok
+            win[:, k] = np.where(ok, a, NONE)
+            r = np.nonzero(ok)[0]
+            votes.add(r, a[r].astype(np.int64))
+        got = win[:, 0] != NONE
+        same = got & ((win == win[:, :1]) | (win == NONE)).all(axis=1)
+        stop = running & same
+        out[stop] = win[stop, 0]
+        running &= ~stop
+        if not running.any():
+            break
+    rest = out == NONE
+    w, _, _ = votes.top()
+    out[rest] = w[rest]
+    return out
+
+
+def parallel_probe_batch(batch: EpisodeBatch, num_chains: int = 64, T: int = 40,
+                         prune_patience: int = 7, warm_up: int = 15, probe_burst: int = 1,
+                         max_steps: int = 100) -> np.ndarray:
+    """Parallel-Probe: lockstep deepening, off-track pruning, stable-winner stop."""
+    E, S = batch.n_rows, batch.n_slots
+    V = _n_ids(batch)
+    going = _all(batch)
+    for _ in range(num_chains):
+        ok, _, _, _ = batch.open(going)
+        going &= ok
+    chain = np.arange(S)[None, :] < np.minimum(batch.n_open, num_chains)[:, None]
+    latest = np.where(chain, batch.revealed, NONE).astype(np.int64)
+    off = np.zeros((E, S), dtype=np.int64)
+    prev = np.full(E, -2, dtype=np.int64)  # -2: no winner yet
+    stable = np.zeros(E, dtype=np.int64)
+    out = np.full(E, -2, dtype=np.int64)
+    running = chain.any(axis=1)
+    out[~running] = NONE
+    for step in range(max_steps):
+        if not running.any():
+            break
+        live = running[:, None] & chain & ~batch.pruned
+        for _ in range(probe_burst):
+            mask = live & ~batch.finished
+            if not mask.any():
+                break
+            got = batch.advance(mask)
+            latest = np.where(mask, got, latest)
+        active = running[:, None] & chain & ~batch.pruned
+        none_active = running & ~active.any(axis=1)
+        out[none_active] = prev[none_active]
+        running &= ~none_active
+        active &= running[:, None]
+        winner = batch_majority(np.where(active, latest, NONE), V)[0]
+        if step >= warm_up:
+            judge = running & (active.sum(axis=1) > 1)
+            cand = active & ~batch.finished & judge[:, None]
+            off = np.where(cand, np.where(latest != winner[:, None], off + 1, 0), off)
+            cut = cand & (off >= prune_patience)
+            if cut.any():
+                batch.prune(cut)
+                rows = cut.any(axis=1)
+                active = running[:, None] & chain & ~batch.pruned
+                emptied = rows & ~active.any(axis=1)
+                out[emptied] = prev[emptied]
+                running &= ~emptied
+                rows &= running
+                w2 = batch_majority(np.where(active[rows], latest[rows], NONE), V)[0]
+                winner[rows] = w2
+        stable = np.where(running & (winner == prev), stable + 1, 0)
+        prev = np.where(running, winner, prev)
+        won = running & (stable >= T)
+        out[won] = winner[won]
+        running &= ~won
+        exhausted = running & ~(chain & ~batch.finished & ~batch.pruned).any(axis=1)
+        out[exhausted] = prev[exhausted]
+        running &= ~exhausted
+    out[running] = prev[running]
+    return np.where(out == -2, NONE, out)
+
+
+def cmc_batch(batch: EpisodeBatch, beta: float) -> np.ndarray:
+    """CMC at one beta, following the per-episode controller step for step."""
+    s = schedule(beta)
+    E, S = batch.n_rows, batch.n_slots
+    V = _n_ids(batch)
+    table = confidence_table(S + 1)
+    comp = _Votes(E, V)  # answers of finished branches, in the order they finished
+    probes = np.zeros((E, S), dtype=np.int64)
+    disagree = np.zeros((E, S), dtype=np.int64)
+    aband = np.zeros((E, S), dtype=bool)
+    slot_idx = np.arange(S)[None, :]
+
+    def spawn(rows: np.ndarray) -> np.ndarray:
+        ok, slot, ans, fin = batch.open(rows)
+        r = np.nonzero(ok)[0]
+        probes[r, slot[r]] = 1
+        f = r[fin[r]]
+        comp.add(f, ans[f].astype(np.int64))
+        return ok
+
+    def pool():
+        w, t, sc = comp.top()
+        return w, np.where(w >= 0, table[t, sc], 0.0)
+
+    going = _all(batch)
+    for _ in range(s.n_init):
+        going &= spawn(going)
+    ema = np.zeros(E)
+    hist = np.zeros((E, s.T_ema))
+    hlen = np.zeros(E, dtype=np.int64)
+    out = np.full(E, -2, dtype=np.int64)
+    running = _all(batch)
+    alpha = s.ema_alpha
+    rows_all = np.arange(E)
+    for step in range(500):
+        if not running.any():
+            break
+        opened = slot_idx < batch.n_open[:, None]
+        # (a)
+        winner, conf = pool()
+        warm = step >= s.warm_up
+        ema = np.where(running, (1 - alpha) * ema + alpha * conf, ema)
+        full = hlen >= s.T_ema
+        shift = running & full
+        hist[shift, :-1] = hist[shift, 1:]
+        pos = np.where(full, s.T_ema - 1, hlen)
+        hist[rows_all[running], pos[running]] = ema[running]
+        hlen = np.where(running & ~full, hlen + 1, hlen)
+        live = running[:, None] & opened & ~batch.finished & ~aband
+        # (b)
+        if warm:
+            judge = (running & (winner >= 0))[:, None] & live
+            disagree = np.where(judge, np.where(batch.revealed != winner[:, None],
+                                                disagree + 1, 0), disagree)
+            stale = judge & (disagree >= s.abandon_patience)
+            n_cut = np.maximum(0, live.sum(axis=1) - 2)
+            rows = np.nonzero(stale.any(axis=1) & (n_cut > 0))[0]
+            if rows.size:
+                key = np.where(stale[rows], -disagree[rows] * (S + 1) + slot_idx, 1 << 40)
+                rank = np.empty_like(key)
+                np.put_along_axis(rank, np.argsort(key, axis=1, kind="stable"),
+                                  np.arange(S)[None, :].repeat(rows.size, 0), axis=1)
+                cut = np.zeros((E, S), dtype=bool)
+                cut[rows] = stale[rows] & (rank < n_cut[rows, None])
+                aband |= cut
+                batch.prune(cut)
+                live &= ~cut
+        # (c) depth, deepest first; completions recorded in that order
+        aligned = live & (warm & (winner >= 0))[:, None] & (batch.revealed == winner[:, None])
+        n_adv = np.where(live, np.where(aligned, s.burst_aligned, 1), 0)
+        before = probes.copy()
+        finished_now = np.zeros((E, S), dtype=bool)
+        for k in range(int(n_adv.max(initial=0))):
+            mask = (n_adv > k) & ~batch.finished
+            if not mask.any():
+                break
+            batch.advance(mask)
+            probes += mask
+            finished_now |= mask & batch.finished
+        fr = np.nonzero(finished_now.any(axis=1))[0]
+        if fr.size:
+            key = np.where(finished_now[fr], -before[fr] * (S + 1) + slot_idx, 1 << 40)
+            order = np.argsort(key, axis=1, kind="stable")
+            counts = finished_now[fr].sum(axis=1)
+            for k in range(int(counts.max())):
+                has = counts > k
+                r = fr[has]
+                sl = order[has, k]
+                comp.add(r, batch.revealed[r, sl].astype(np.int64))
+        # (d)
+        winner, conf = pool()
+        ema = np.where(running, (1 - alpha) * ema + alpha * conf, ema)
+        last = np.maximum(hlen - 1, 0)
+        hist[rows_all[running], last[running]] = ema[running]
+        delta = np.where(hlen >= 2, hist[rows_all, last] - hist[:, 0], 0.0)
+        # (e)
+        stop = running & warm & (comp.n >= s.min_complete) & (ema >= s.conf_thresh) & (
+            delta >= -s.delta_slack)
+        out[stop] = winner[stop]
+        running &= ~stop
+        # (f)
+        opened = slot_idx < batch.n_open[:, None]
+        spent = running & ~(opened & ~batch.finished & ~aband).any(axis=1)
+        running &= ~spent
+        # (g)
+        widen = (running & (batch.n_open < s.max_branch_use) & (delta <= s.trend_thresh)
+                 & (step >= max(1, s.warm_up // 2)) & (ema < s.conf_thresh))
+        for _ in range(s.widen_burst):
+            widen &= batch.n_open < s.max_branch_use
+            if not widen.any():
+                break
+            widen &= spawn(widen)
+    rest = out == -2
+    winner, _ = pool()
+    out[rest] = winner[rest]
+    empty = rest & (winner < 0)
+    if empty.any():
+        opened = slot_idx < batch.n_open[:, None]
+        votes = np.where(opened & ~aband, batch.revealed, NONE)
+        out[empty] = batch_majority(votes[empty], V)[0]
+    return out

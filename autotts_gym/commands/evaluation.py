@@ -1,0 +1,175 @@
+"""``autotts reproduce``, ``autotts eval`` and ``autotts sweep``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+
+# (controller, beta, name in the paper's Table 1)
+TABLE1_METHODS = [
+    ("sc64", 0.5, "SC@64"),
+    ("asc", 0.5, "ASC"),
+    ("esc", 0.5, "ESC"),
+    ("parallel_probe", 0.5, "Parallel-Probe"),
+    ("cmc", 0.5, "CMC(beta=0.5)"),
+    ("cmc", 1.0, "CMC(beta=1.0)"),
+]
+
+
+def _betas(text: str) -> list[float]:
+    try:
+        out = [float(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise ValueError(f"--betas {text!r}: expected numbers separated by commas") from None
+    bad = [b for b in out if not 0.0 <= b <= 1.0]
+    if not out or bad:
+        raise ValueError(f"--betas {text!r}: every beta must lie in [0, 1]")
+    return out
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--replay-dir", help="store or AutoTTS JSON folder (default: see README)")
+    p.add_argument("--models", help="comma-separated models (default: all)")
+    p.add_argument("--benchmarks", help="comma-separated benchmarks (default: all)")
+    p.add_argument("--seeds", default="0-99", help="branch-order seeds, e.g. 0-99 or 0,1,5")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("reproduce", help="the AutoTTS paper's Table 1 on the replay data")
+    _common(p)
+    p.set_defaults(func=cmd_reproduce)
+
+    for name, helptext in (("eval", "score a controller over a beta sweep"),
+                           ("sweep", "a controller's accuracy-cost curve over beta")):
+        p = sub.add_parser(name, help=helptext)
+        _common(p)
+        p.add_argument("--controller", required=True,
+                       help="controller file (.py), module path or built-in name "
+                            "(sc64, asc, esc, parallel_probe, cmc)")
+        p.add_argument("--betas", type=_betas,
+                       default=_betas("0,0.25,0.5,0.75,1" if name == "eval"
+                                      else "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"))
+        p.add_argument("--no-fast", action="store_true",
+                       help="always run one session per episode (no vectorized path)")
+        p.add_argument("--trace", action="store_true", help="write execution traces")
+        p.add_argument("--max-steps", type=int, default=100_000,
+                       help="per-episode cap on session calls")
+        p.add_argument("--baselines", default="sc64,cmc",
+                       help="baselines drawn beside the curve (comma-separated, '' for none)")
+        p.set_defaults(func=cmd_eval)
+
+
+def _open(args):
+    from ..data import describe_source, open_store
+
+    store = open_store(args.replay_dir)
+    print(describe_source(store), file=sys.stderr)
+    return store
+
+
+def _seeds(args) -> list[int]:
+    from ..harness import seeds_arg
+
+    return seeds_arg(args.seeds)
+
+
+def paper_numbers() -> dict[tuple[str, str, str], tuple[float, float]]:
+    """The paper's printed Table 1: (model, benchmark, method) -> (accuracy %, tokens k)."""
+    text = resources.files("autotts_gym").joinpath("reference_table1.csv").read_text()
+    return {(r["model"], r["benchmark"], r["method"]):
+            (float(r["paper_accuracy_pct"]), float(r["paper_tokens_k"]))
+            for r in csv.DictReader(text.splitlines())}
+
+
+def table1(store, seeds, workers=None, progress=True, models=None, benchmarks=None):
+    """Evaluate every Table 1 method; returns (Results, rows of table1.csv)."""
+    from ..harness import Results, evaluate
+
+    results = Results()
+    for ctl, beta, name in TABLE1_METHODS:
+        results = results + evaluate(ctl, store, models=models, benchmarks=benchmarks,
+                                     seeds=seeds, betas=(beta,), workers=workers,
+                                     method=name, progress=progress)
+    rows = []
+    order = {name: i for i, (_, _, name) in enumerate(TABLE1_METHODS)}
+    for r in sorted(results.summary(), key=lambda r: (r["model"], r["benchmark"],
+                                                      order[r["method"]])):
+        rows.append({"model": r["model"], "benchmark": r["benchmark"],
+                     "method": r["method"], "accuracy_pct": f"{r['accuracy_pct']:.2f}",
+                     "mean_tokens": f"{r['mean_tokens']:.0f}"})
+    return results, rows
+
+
+def table1_markdown(rows, synthetic: bool) -> str:
+    paper = paper_numbers()
+    lines = []
+    if synthetic:
+        lines += ["> **SYNTHETIC replay data**: these numbers come from the bundled generator,",
+                  "> not from a real model; they are not comparable with the paper.", ""]
+    lines += ["| model | benchmark | method | accuracy % | tokens (k) | paper accuracy % "
+              "| paper tokens (k) |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        pa, pt = paper.get((r["model"], r["benchmark"], r["method"]), (None, None))
+        lines.append(f"| {r['model']} | {r['benchmark']} | {r['method']} | "
+                     f"{r['accuracy_pct']} | {float(r['mean_tokens']) / 1e3:.1f} | "
+                     f"{'' if pa is None else pa} | {'' if pt is None else pt} |")
+    return "\n".join(lines) + "\n"
+
+
+def cmd_reproduce(args) -> int:
+    from ..report import plot_frontier, write_text
+
+    store = _open(args)
+    t0 = time.perf_counter()
+    results, rows = table1(store, _seeds(args), args.workers, not args.no_progress,
+                           args.models, args.benchmarks)
+    elapsed = time.perf_counter() - t0
+    out: Path = args.out
+    results.write(out / "episodes")
+    buf = ["model,benchmark,method,accuracy_pct,mean_tokens"]
+    buf += [f"{r['model']},{r['benchmark']},{r['method']},{r['accuracy_pct']},"
+            f"{r['mean_tokens']}" for r in rows]
+    write_text(out / "table1.csv", "\n".join(buf) + "\n")
+    write_text(out / "table1.md", table1_markdown(rows, results.synthetic))
+    plot_frontier(results.summary(), out / "frontier.png", title="Table 1 methods")
+    print(table1_markdown(rows, results.synthetic))
+    print(f"{len(rows)} cells, {len(results.records)} episodes in {elapsed:.1f} s; "
+          f"written to {out}/table1.csv, table1.md, frontier.png, episodes/")
+    if results.synthetic:
+        print("WARNING: ran on the bundled SYNTHETIC store; get the real data with "
+              "`autotts data download` or point --replay-dir at your copy.", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from ..harness import evaluate
+
+    store = _open(args)
+    seeds = _seeds(args)
+    t0 = time.perf_counter()
+    results = evaluate(args.controller, store, models=args.models,
+                       benchmarks=args.benchmarks, seeds=seeds, betas=args.betas,
+                       workers=args.workers, fast=not args.no_fast,
+                       max_steps=args.max_steps, progress=not args.no_progress,
+                       trace=args.trace)
+    for name in [b for b in args.baselines.split(",") if b]:
+        for ctl, beta, label in TABLE1_METHODS:
+            if ctl == name:
+                results = results + evaluate(ctl, store, models=args.models,
+                                             benchmarks=args.benchmarks, seeds=seeds,
+                                             betas=(beta,), workers=args.workers,
+                                             method=label, progress=False)
+    paths = results.write(args.out)
+    from ..report import summary_markdown
+
+    print(summary_markdown(results.summary()))
+    print(f"{len(results.records)} episodes in {time.perf_counter() - t0:.1f} s; "
+          f"written to {', '.join(str(p) for p in paths.values())}")
+    return 0

@@ -1,0 +1,309 @@
+"""One harness that scores controllers and Gymnasium policies on identical episodes.
+
+An episode is (model, benchmark, problem, seed): the problem under the branch order
+``core.branch_order(seed)``, at a beta. Every method evaluated here meets exactly the same
+episodes, so numbers are comparable cell by cell.
+
+* Controllers (``make_controller(beta).solve(session)``) run one
+  :class:`~autotts_gym.session.Session` per episode, or, with ``fast=True`` and a
+  controller that has ``solve_batch``, all seeds of a replay set at once on an
+  :class:`~autotts_gym.core.EpisodeBatch` (same answers, tokens and steps).
+* Gymnasium policies (an SB3 model with ``predict``, or a callable ``(obs, mask) ->
+  action``) act on ``AutoTTS-v0`` episodes pinned by ``reset(options=...)``.
+
+Work is spread over processes by (replay set, beta, seed chunk); records are sorted, so
+results do not depend on the worker count.
+"""
+
+from __future__ import annotations
+
+import inspect
+import multiprocessing as mp
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+
+from .controllers import ControllerError, ControllerSpec, instantiate, load_controller
+from .core import Episode, EpisodeBatch
+from .session import Session, StepLimitExceeded
+from .store import ReplaySet, ReplayStore
+
+
+class HarnessError(RuntimeError):
+    """A controller or policy broke the contract on a named episode."""
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    model: str
+    benchmark: str
+    problem: int
+    seed: int
+    beta: float
+    method: str
+    answer: str | None
+    correct: bool
+    tokens: float
+    steps: int
+
+
+@dataclass
+class Results:
+    """Per-episode records of one or more methods; summaries and files via :mod:`report`."""
+
+    records: list[EpisodeRecord] = field(default_factory=list)
+    synthetic: bool = False
+    traces: dict[tuple, list[dict]] = field(default_factory=dict)
+
+    def __add__(self, other: "Results") -> "Results":
+        return Results(sorted(self.records + other.records, key=_record_key),
+                       self.synthetic or other.synthetic, {**self.traces, **other.traces})
+
+    def summary(self, reference_method: str = "SC@64") -> list[dict]:
+        from .report import summarize
+
+        return summarize(self.records, reference_method)
+
+    def write(self, out: Path | str, reference_method: str = "SC@64") -> dict[str, Path]:
+        from .report import write_results
+
+        return write_results(self, Path(out), reference_method)
+
+
+def _record_key(r: EpisodeRecord) -> tuple:
+    return (r.model, r.benchmark, r.method, r.beta, r.seed, r.problem)
+
+
+# ----------------------------------------------------------------------------- policies
+
+
+class GymPolicy:
+    """Wraps an SB3 model (``predict``) or a callable ``(obs, mask) -> action``."""
+
+    def __init__(self, policy: Any, name: str | None = None, env_kwargs: dict | None = None):
+        self.policy = policy
+        self.name = name or type(policy).__name__
+        self.env_kwargs = dict(env_kwargs or {})
+        predict = getattr(policy, "predict", None)
+        self._predict = predict
+        self._masked = bool(predict) and "action_masks" in inspect.signature(predict).parameters
+
+    def act(self, obs: dict, mask: np.ndarray) -> int:
+        if self._predict is None:
+            return int(self.policy(obs, mask))
+        if self._masked:
+            action, _ = self._predict(obs, action_masks=mask, deterministic=True)
+        else:
+            action, _ = self._predict(obs, deterministic=True)
+        return int(np.asarray(action).reshape(-1)[0])
+
+
+def _is_gym_policy(policy: Any) -> bool:
+    return isinstance(policy, GymPolicy) or hasattr(policy, "predict")
+
+
+# ----------------------------------------------------------------------------- work units
+
+
+@dataclass(frozen=True)
+class _Unit:
+    model: str
+    benchmark: str
+    beta: float
+    seeds: tuple[int, ...]
+
+
+_JOB: dict[str, Any] = {}  # what forked workers read: the policy, the store, options
+
+
+def _run_unit(unit: _Unit) -> tuple[list[EpisodeRecord], dict]:
+    job = _JOB
+    rs: ReplaySet = job["store"].load(unit.model, unit.benchmark)
+    policy = job["policy"]
+    if isinstance(policy, GymPolicy):
+        return _run_gym(policy, job, rs, unit), {}
+    return _run_controller(policy, job, rs, unit)
+
+
+def _fail(spec_name: str, rs: ReplaySet, problem: int, seed: int, beta: float, msg: str):
+    raise HarnessError(
+        f"controller {spec_name} on model {rs.model}, benchmark {rs.benchmark}, problem "
+        f"{problem}, seed {seed}, beta {beta}: {msg}"
+    )
+
+
+def _run_controller(spec: ControllerSpec, job: dict, rs: ReplaySet, unit: _Unit):
+    ctl = instantiate(spec, unit.beta)
+    method = job["method"]
+    out: list[EpisodeRecord] = []
+    traces: dict = {}
+    batch_fn = getattr(ctl, "solve_batch", None) if job["fast"] else None
+    if batch_fn is not None:
+        batch = EpisodeBatch.from_seeds(rs.problems, unit.seeds, job["kappa_probe"])
+        ids = np.asarray(batch_fn(batch))
+        for i, p in enumerate(rs.problems):
+            for j, seed in enumerate(unit.seeds):
+                row = i * len(unit.seeds) + j
+                a = int(ids[row])
+                out.append(EpisodeRecord(
+                    rs.model, rs.benchmark, p.index, seed, unit.beta, method,
+                    p.vocab[a] if a >= 0 else None, bool(a >= 0 and a == p.gold_id),
+                    float(batch.tokens[row]), int(batch.steps[row])))
+        return out, traces
+    for p in rs.problems:
+        for seed in unit.seeds:
+            ep = Episode.from_seed(p, seed, job["kappa_probe"])
+            session = Session(ep, unit.beta, max_steps=job["max_steps"],
+                              record_trace=job["trace"])
+            try:
+                answer = ctl.solve(session)
+            except StepLimitExceeded as e:
+                _fail(spec.name, rs, p.index, seed, unit.beta, f"never stopped ({e})")
+            except HarnessError:
+                raise
+            except Exception as e:
+                _fail(spec.name, rs, p.index, seed, unit.beta,
+                      f"solve raised {type(e).__name__}: {e}")
+            if answer is not None and not isinstance(answer, str):
+                _fail(spec.name, rs, p.index, seed, unit.beta,
+                      f"solve returned {type(answer).__name__} {answer!r}, "
+                      "expected a string or None")
+            out.append(EpisodeRecord(rs.model, rs.benchmark, p.index, seed, unit.beta,
+                                     method, answer, answer == p.gold_answer,
+                                     float(ep.tokens), session.steps))
+            if job["trace"]:
+                traces[(rs.model, rs.benchmark, method, unit.beta, seed, p.index)] = [
+                    e.to_dict() for e in session.trace]
+    return out, traces
+
+
+def _run_gym(policy: GymPolicy, job: dict, rs: ReplaySet, unit: _Unit) -> list[EpisodeRecord]:
+    from .env import AutoTTSEnv
+
+    env = AutoTTSEnv(store=job["store"], model=rs.model, benchmark=rs.benchmark,
+                     beta=unit.beta, kappa_probe=job["kappa_probe"], **policy.env_kwargs)
+    out = []
+    for p in rs.problems:
+        for seed in unit.seeds:
+            obs, info = env.reset(options={"problem": p.index, "order_seed": seed,
+                                           "beta": unit.beta})
+            steps, done = 0, False
+            while not done:
+                if steps >= job["max_steps"]:
+                    raise HarnessError(
+                        f"policy {policy.name} on model {rs.model}, benchmark {rs.benchmark}, "
+                        f"problem {p.index}, seed {seed}: no ANSWER within "
+                        f"{job['max_steps']} steps")
+                obs, _, term, trunc, info = env.step(policy.act(obs, info["action_mask"]))
+                steps += 1
+                done = term or trunc
+            out.append(EpisodeRecord(rs.model, rs.benchmark, p.index, seed, unit.beta,
+                                     job["method"], info["answer"], bool(info["correct"]),
+                                     float(info["tokens"]), steps))
+    env.close()
+    return out
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def evaluate(
+    policy: Any,
+    store: ReplayStore,
+    models: Iterable[str] | str | None = None,
+    benchmarks: Iterable[str] | str | None = None,
+    seeds: Iterable[int] = range(100),
+    betas: Sequence[float] = (0.5,),
+    workers: int | None = None,
+    fast: bool = True,
+    max_steps: int = 100_000,
+    method: str | None = None,
+    progress: bool = True,
+    trace: bool = False,
+    kappa_probe: float = 0.0,
+    seed_chunk: int = 25,
+) -> Results:
+    """Score a controller or a Gymnasium policy on every (set, problem, seed, beta).
+
+    ``policy``: a controller (built-in name such as ``"cmc"``, module path, ``.py`` file,
+    module, ``make_controller`` callable or :class:`ControllerSpec`), or a Gymnasium policy
+    (an SB3 model, a :class:`GymPolicy`). ``max_steps`` caps session calls (controllers) or
+    env steps (policies) per episode. Results do not depend on ``workers``.
+    """
+    sets = store.select(models, benchmarks)
+    seeds = tuple(int(s) for s in seeds)
+    if _is_gym_policy(policy):
+        pol: Any = policy if isinstance(policy, GymPolicy) else GymPolicy(policy)
+        name = method or pol.name
+        fast = False
+    else:
+        pol = load_controller(policy)
+        name = method or pol.name
+    chunk = len(seeds) if fast else max(1, seed_chunk)
+    units = [_Unit(rs.model, rs.benchmark, float(b), seeds[i:i + chunk])
+             for rs in sets for b in betas for i in range(0, len(seeds), chunk)]
+    _JOB.clear()
+    _JOB.update(policy=pol, store=store, method=name, fast=fast, max_steps=max_steps,
+                trace=trace, kappa_probe=kappa_probe)
+    n_workers = min(workers or os.cpu_count() or 1, len(units))
+    records: list[EpisodeRecord] = []
+    traces: dict = {}
+    bar = _progress(len(units), f"eval {name}", progress)
+    if n_workers <= 1 or "fork" not in mp.get_all_start_methods():
+        for u in units:
+            r, t = _run_unit(u)
+            records += r
+            traces.update(t)
+            bar.update(1)
+    else:
+        with mp.get_context("fork").Pool(n_workers) as pool:
+            for r, t in pool.imap_unordered(_run_unit, units):
+                records += r
+                traces.update(t)
+                bar.update(1)
+    bar.close()
+    records.sort(key=_record_key)
+    synthetic = any(rs.synthetic for rs in sets)
+    return Results(records, synthetic, traces)
+
+
+class _NoBar:
+    def update(self, n: int) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    if not enabled or total < 4:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="unit", leave=False)
+
+
+__all__ = ["evaluate", "EpisodeRecord", "GymPolicy", "HarnessError", "Results",
+           "ControllerError"]
+
+
+def records_as_dicts(records: Sequence[EpisodeRecord]) -> list[dict]:
+    return [asdict(r) for r in records]
+
+
+def seeds_arg(text: str) -> list[int]:
+    """Parse ``0-99`` or ``0,3,7`` or ``0-9,20`` into seeds."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "-" in part:
+            lo, hi = part.split("-", 1)
+            out += range(int(lo), int(hi) + 1)
+        else:
+            out.append(int(part))
+    if not out:
+        raise ValueError(f"--seeds {text!r}: no seeds given")
+    return out
+
