@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -39,9 +40,14 @@ class ReplayError(RuntimeError):
 
 def branch_order(seed: int, n_branches: int = 128) -> list[int]:
     """The branch order of a seed: ``random.Random(seed).shuffle(list(range(n)))``."""
+    return list(_branch_order(int(seed), int(n_branches)))
+
+
+@lru_cache(maxsize=4096)
+def _branch_order(seed: int, n_branches: int) -> tuple[int, ...]:
     order = list(range(n_branches))
     random.Random(seed).shuffle(order)
-    return order
+    return tuple(order)
 
 
 @dataclass(frozen=True, eq=False)
@@ -373,33 +379,37 @@ class EpisodeBatch:
         Finished slots stay as they are at no cost (and re-reveal their final answer).
         Returns the (E, S) revealed answers (-1 where not masked).
         """
-        mask = np.asarray(mask, dtype=bool) & self.opened
-        self.steps += mask.sum(axis=1)
-        go = mask & ~self.finished
-        r, s = np.nonzero(go)
-        d = self.depth[r, s]
-        np.add.at(self.tokens, r, self._step_cost[(*self._pb(r, s), d)])
-        self.depth[r, s] = d + 1
-        self.finished[r, s] = d + 1 >= self._finish[r, s]
+        r, s = np.nonzero(np.asarray(mask, dtype=bool))
+        keep = s < self.n_open[r]
+        r, s = r[keep], s[keep]
+        self.steps += np.bincount(r, minlength=self.n_rows)
+        go = ~self.finished[r, s]
+        rg, sg = r[go], s[go]
+        p, b = self._pb(rg, sg)
+        d = self.depth[rg, sg]
+        self.tokens += np.bincount(rg, weights=self._step_cost[p, b, d], minlength=self.n_rows)
+        self.depth[rg, sg] = d + 1
+        self.finished[rg, sg] = d + 1 >= self._finish[rg, sg]
         out = np.full((self.n_rows, self.n_slots), NO_ANSWER, dtype=np.int32)
         if probe:
-            r, s = np.nonzero(mask)
-            a = self._answers[(*self._pb(r, s), self.depth[r, s] - 1)]
+            p, b = self._pb(r, s)
+            a = self._answers[p, b, self.depth[r, s] - 1]
             self.revealed[r, s] = a
             out[r, s] = a
             if self.kappa_probe:
-                np.add.at(self.tokens, r, self.kappa_probe)
+                self.tokens += self.kappa_probe * np.bincount(r, minlength=self.n_rows)
         return out
 
     def probe(self, mask: np.ndarray) -> np.ndarray:
         """PROBE every masked opened slot; returns (E, S) answers (-1 where not masked)."""
-        mask = np.asarray(mask, dtype=bool) & self.opened
-        self.steps += mask.sum(axis=1)
-        r, s = np.nonzero(mask)
+        r, s = np.nonzero(np.asarray(mask, dtype=bool))
+        keep = s < self.n_open[r]
+        r, s = r[keep], s[keep]
+        self.steps += np.bincount(r, minlength=self.n_rows)
         a = self._answers[(*self._pb(r, s), self.depth[r, s] - 1)]
         self.revealed[r, s] = a
         if self.kappa_probe:
-            np.add.at(self.tokens, r, self.kappa_probe)
+            self.tokens += self.kappa_probe * np.bincount(r, minlength=self.n_rows)
         out = np.full((self.n_rows, self.n_slots), NO_ANSWER, dtype=np.int32)
         out[r, s] = a
         return out

@@ -64,24 +64,20 @@ def batch_majority(
     """Majority per row of an (E, K) array of answer ids (-1 = no vote), columns in list order.
 
     Returns ``(winner, top count, second count)``, each (E,); winner is -1 for a row with no
-    vote. Ties go to the id whose first occurrence has the lowest column index.
+    vote. Ties go to the id whose first occurrence has the lowest column index: the first
+    column whose answer reaches the top count.
     """
-    answers = np.asarray(answers)
+    answers = np.asarray(answers, dtype=np.int64)
     E, K = answers.shape
-    counts = np.zeros((E, n_ids + 1), dtype=np.int64)
+    rows = np.arange(E)
     ids = np.where(answers >= 0, answers, n_ids)
-    np.add.at(counts, (np.repeat(np.arange(E), K), ids.ravel()), 1)
-    counts = counts[:, :n_ids]
-    first = np.full((E, n_ids + 1), K, dtype=np.int64)
-    for col in range(K - 1, -1, -1):
-        first[np.arange(E), ids[:, col]] = col
-    first = first[:, :n_ids]
-    key = counts * (K + 1) - first  # higher count wins, then earlier first occurrence
-    key[counts == 0] = -1
-    winner = key.argmax(axis=1)
-    top = counts[np.arange(E), winner]
-    counts2 = counts.copy()
-    counts2[np.arange(E), winner] = -1
-    second = np.maximum(counts2.max(axis=1), 0) if n_ids > 1 else np.zeros(E, dtype=np.int64)
-    winner = np.where(top > 0, winner, -1)
+    flat = (rows[:, None] * (n_ids + 1) + ids).ravel()
+    counts = np.bincount(flat, minlength=E * (n_ids + 1)).reshape(E, n_ids + 1)
+    counts[:, n_ids] = 0
+    at = counts[rows[:, None], ids]  # each column's answer count (0 for no vote)
+    top = at.max(axis=1) if K else np.zeros(E, dtype=np.int64)
+    col = (at == top[:, None]).argmax(axis=1) if K else np.zeros(E, dtype=np.int64)
+    winner = np.where(top > 0, answers[rows, col] if K else -1, -1)
+    counts[rows, np.where(top > 0, winner, n_ids)] = 0
+    second = counts.max(axis=1)
     return winner, top, second

@@ -28,32 +28,47 @@ def _all(batch: EpisodeBatch) -> np.ndarray:
 
 
 class _Votes:
-    """Incremental vote counts per row with first-seen order (Counter semantics)."""
+    """Incremental vote counts per row with first-seen tie-break (Counter semantics).
+
+    ``winner``, ``top`` and ``second`` (the leading answer and the two largest counts) are
+    kept up to date by :meth:`add`, so reading them costs nothing.
+    """
 
     def __init__(self, n_rows: int, n_ids: int):
         self.counts = np.zeros((n_rows, n_ids), dtype=np.int64)
-        self.first = np.full((n_rows, n_ids), np.iinfo(np.int64).max // 4, dtype=np.int64)
+        self.first = np.zeros((n_rows, n_ids), dtype=np.int64)
         self.n = np.zeros(n_rows, dtype=np.int64)
+        self.winner = np.full(n_rows, NONE, dtype=np.int64)
+        self.top_count = np.zeros(n_rows, dtype=np.int64)
+        self.second = np.zeros(n_rows, dtype=np.int64)
 
     def add(self, rows: np.ndarray, ids: np.ndarray) -> None:
-        """Append one answer to each row in ``rows`` (an index array; no duplicates)."""
-        new = self.counts[rows, ids] == 0
+        """Append one answer to each row in ``rows`` (an index array without repeats)."""
+        if rows.size == 0:
+            return
+        c = self.counts[rows, ids] + 1
+        self.counts[rows, ids] = c
+        new = c == 1
         self.first[rows[new], ids[new]] = self.n[rows[new]]
-        self.counts[rows, ids] += 1
         self.n[rows] += 1
+        w, top, sec = self.winner[rows], self.top_count[rows], self.second[rows]
+        same = ids == w
+        # a different answer reaching the top count takes the lead if it came first
+        w_first = self.first[rows, np.maximum(w, 0)]
+        takes = ~same & ((c > top) | ((c == top) & (self.first[rows, ids] < w_first)))
+        ties = ~same & ~takes & (c == top)
+        new_top = np.where(same | takes, np.maximum(c, top), top)
+        new_sec = np.where(same, sec, np.where(takes, top, np.where(ties, c,
+                                                                    np.maximum(sec, c))))
+        self.winner[rows] = np.where(same | takes, ids, w)
+        self.top_count[rows] = new_top
+        self.second[rows] = new_sec
 
     def top(self, rows: np.ndarray | None = None):
         """``(winner, top count, second count)`` for ``rows`` (all rows when None)."""
-        c = self.counts if rows is None else self.counts[rows]
-        f = self.first if rows is None else self.first[rows]
-        r = np.arange(c.shape[0])
-        key = np.where(c > 0, c * (1 << 40) - f, np.iinfo(np.int64).min)
-        w = key.argmax(axis=1)
-        t = c[r, w]
-        c2 = c.copy()
-        c2[r, w] = -1
-        s = np.maximum(c2.max(axis=1), 0) if c.shape[1] > 1 else np.zeros_like(t)
-        return np.where(t > 0, w, NONE), t, s
+        if rows is None:
+            return self.winner, self.top_count, self.second
+        return self.winner[rows], self.top_count[rows], self.second[rows]
 
 
 def sc_batch(batch: EpisodeBatch, n: int = 64) -> np.ndarray:
