@@ -1,0 +1,377 @@
+"""AutoTTS-v0: test-time scaling as a Gymnasium environment over cached trajectories."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, Callable, Sequence
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .actions import ANSWER, BRANCH, n_actions
+from .core import Episode, branch_order, tables_for
+from .data import open_store
+from .store import ReplaySet, ReplayStore
+
+Aggregator = Callable[[Sequence[str]], "str | None"]
+
+GAMMA_AT_0 = 2.0
+GAMMA_AT_1 = 0.05
+
+
+def default_gamma(beta: float) -> float:
+    """Cost weight per ``token_scale`` tokens: log-linear from 2.0 at beta = 0 (cost first)
+    to 0.05 at beta = 1 (accuracy first); monotone decreasing in beta."""
+    b = min(1.0, max(0.0, float(beta)))
+    return GAMMA_AT_0 * (GAMMA_AT_1 / GAMMA_AT_0) ** b
+
+
+def majority_aggregator(answers: Sequence[str]) -> str | None:
+    """The most common answer; ties go to the one listed first (slot order)."""
+    if not answers:
+        return None
+    return Counter(answers).most_common(1)[0][0]
+
+
+class AutoTTSEnv(gym.Env):
+    """How should a reasoning model spend its tokens on one problem?
+
+    ## Description
+    An episode is one problem of a replay set (a model on a benchmark) under one branch
+    order. Up to ``max_width`` (N) reasoning branches can be opened; each generates its
+    trajectory in intervals of ``probe_freq`` (500) tokens, replayed from cached
+    trajectories exactly as ``spec/replay-semantics.md`` describes (the replay core
+    :class:`~autotts_gym.core.Episode`). The agent chooses how many branches to open, how
+    deep to take each, when to read an intermediate answer, which branch to cut, and when
+    to stop and answer: the width-depth control space of the AutoTTS paper, section 2.
+
+    ## Action Space
+    ``Discrete(2 + 3N)`` (helpers in :mod:`autotts_gym.actions`):
+
+    | action      | name        | effect (admissible when)                                        |
+    |-------------|-------------|-----------------------------------------------------------------|
+    | 0           | ANSWER      | stop; aggregate the revealed answers (always)                   |
+    | 1           | BRANCH      | open the next branch, generate one interval, reveal nothing     |
+    |             |             | (fewer than N opened and branches left)                         |
+    | 2 + i       | CONTINUE(i) | generate one more interval on slot i (opened, unpruned, unfinished) |
+    | 2 + N + i   | PROBE(i)    | reveal slot i's answer at its current depth, costing          |
+    |             |             | ``kappa_probe`` (opened, unpruned, not yet revealed at that depth) |
+    | 2 + 2N + i  | PRUNE(i)    | deactivate slot i; it keeps its depth and answers but leaves  |
+    |             |             | the vote (opened, unpruned)                                      |
+
+    ``env.unwrapped.action_masks()`` (what sb3-contrib's MaskablePPO calls) and
+    ``info["action_mask"]`` give the admissible set. An inadmissible action never raises:
+    it does nothing, costs no tokens, sets ``info["invalid_action"]`` and is penalized by
+    ``invalid_action_penalty``.
+
+    ## Observation Space
+    A ``Dict`` holding only what a controller may know (never the gold answer, an
+    unrevealed answer, or anything about unopened branches):
+
+    | key           | shape  | meaning                                                      |
+    |---------------|--------|--------------------------------------------------------------|
+    | depth         | (N,)   | intervals generated per slot (0 = not opened)                |
+    | active        | (N,)   | 1 if opened, not pruned, not finished                        |
+    | pruned        | (N,)   | 1 if pruned                                                  |
+    | finished      | (N,)   | 1 if the trajectory ended                                    |
+    | answer        | (N,)   | latest revealed answer as its rank in this episode's         |
+    |               |        | first-seen order (-1 none, N for ranks >= N)                 |
+    | votes         | (N+1,) | count of unpruned slots whose latest answer has each rank    |
+    | tokens        | (1,)   | tokens spent / ``token_scale``                               |
+    | budget_left   | (1,)   | fraction of ``token_budget`` left (1 without a budget)       |
+    | beta          | (1,)   | this episode's accuracy-cost knob                            |
+    | n_open        | (1,)   | branches opened / N                                          |
+
+    ## Rewards
+    Every step costs ``-gamma(beta) * tokens_charged / token_scale``; ANSWER adds
+    ``1{answer == gold}``. The return is the paper's objective
+    ``1{correct} - gamma(beta) * tokens / token_scale``. ``gamma`` (``gamma_fn``) is
+    :func:`default_gamma` unless replaced: monotone decreasing, 2.0 at beta = 0 (cost
+    first) down to 0.05 at beta = 1 (accuracy first). Inadmissible actions:
+    ``-invalid_action_penalty``.
+
+    ## Starting State
+    No branch open, nothing spent. The problem, the branch order seed and (for a beta
+    range) beta are drawn from the env's RNG, or pinned with
+    ``reset(options={"problem": k, "order_seed": s, "beta": b, "model": m, "benchmark": bm})``.
+
+    ## Episode End
+    Terminated on ANSWER. Truncated when ``token_budget`` is reached or ``max_steps``
+    steps were taken: the env then answers with the aggregator (the correctness term is
+    added). The final ``info`` holds ``correct``, ``answer``, ``tokens``, ``width``,
+    ``max_depth``, ``mean_depth``, ``problem``, ``order_seed``, ``beta``, ``model``,
+    ``benchmark``.
+
+    ## Arguments
+    * ``replay_dir``: a store or AutoTTS JSON folder (default: ``open_store`` resolution);
+      ``store``: an open :class:`ReplayStore` instead.
+    * ``model``, ``benchmark``: a name or list of names (None: all in the store).
+    * ``max_width``: N, at most the stored branch count (default 64).
+    * ``beta``: a float, or a ``(low, high)`` range sampled uniformly per episode.
+    * ``kappa_probe``: tokens charged per PROBE (0, as in the paper).
+    * ``token_budget``: tokens per episode before truncation (None: no budget).
+    * ``token_scale``, ``gamma_fn``, ``invalid_action_penalty``: reward settings.
+    * ``aggregator``: ``f(answers) -> answer`` over the latest revealed answers of unpruned
+      slots in slot order (default: majority, first listed wins ties).
+    * ``max_steps``: step cap per episode (None: none).
+    * ``render_mode``: ``"ansi"`` or ``"rgb_array"``.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        replay_dir: str | None = None,
+        model: str | Sequence[str] | None = None,
+        benchmark: str | Sequence[str] | None = None,
+        max_width: int = 64,
+        beta: float | tuple[float, float] = 0.5,
+        kappa_probe: float = 0.0,
+        token_budget: float | None = None,
+        token_scale: float = 1e6,
+        gamma_fn: Callable[[float], float] | None = None,
+        invalid_action_penalty: float = 0.01,
+        aggregator: Aggregator | None = None,
+        max_steps: int | None = None,
+        render_mode: str | None = None,
+        store: ReplayStore | None = None,
+    ):
+        self.store = store if store is not None else open_store(replay_dir)
+        self.sets: list[ReplaySet] = self.store.select(model, benchmark)
+        if not self.sets:
+            raise ValueError(f"{self.store.root}: no replay sets to play")
+        min_branches = min(p.n_branches for rs in self.sets for p in rs.problems)
+        if not 1 <= int(max_width) <= min_branches:
+            raise ValueError(f"max_width must be in 1..{min_branches} (the stored branch "
+                             f"count), got {max_width}")
+        if isinstance(beta, (tuple, list)):
+            lo, hi = float(beta[0]), float(beta[1])
+            if not 0.0 <= lo <= hi <= 1.0:
+                raise ValueError(f"beta range must satisfy 0 <= low <= high <= 1, got {beta}")
+            self.beta_range: tuple[float, float] | None = (lo, hi)
+            self.beta = lo
+        else:
+            if not 0.0 <= float(beta) <= 1.0:
+                raise ValueError(f"beta must lie in [0, 1], got {beta}")
+            self.beta_range, self.beta = None, float(beta)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
+        self.N = N = int(max_width)
+        self.kappa_probe = float(kappa_probe)
+        self.token_budget = None if token_budget is None else float(token_budget)
+        self.token_scale = float(token_scale)
+        self.gamma_fn = gamma_fn or default_gamma
+        self.invalid_action_penalty = float(invalid_action_penalty)
+        self.aggregator = aggregator or majority_aggregator
+        self.max_steps = max_steps
+        self.render_mode = render_mode
+        self.max_depth = max(int(p.n_probes.max()) + 1 for rs in self.sets for p in rs.problems)
+        # most tokens an episode can charge: every branch run to its end, every depth probed
+        tok_max = max(
+            float(tables_for(p).step_cost.sum())
+            + self.kappa_probe * float(tables_for(p).finish_depth.sum())
+            for rs in self.sets for p in rs.problems)
+        self.action_space = spaces.Discrete(n_actions(N))
+        f32 = np.float32
+        self.observation_space = spaces.Dict({
+            "depth": spaces.Box(0, self.max_depth, (N,), f32),
+            "active": spaces.MultiBinary(N),
+            "pruned": spaces.MultiBinary(N),
+            "finished": spaces.MultiBinary(N),
+            "answer": spaces.Box(-1, N, (N,), np.int64),
+            "votes": spaces.Box(0, N, (N + 1,), f32),
+            "tokens": spaces.Box(0, np.float32(tok_max / self.token_scale * 1.001), (1,), f32),
+            "budget_left": spaces.Box(0, 1, (1,), f32),
+            "beta": spaces.Box(0, 1, (1,), f32),
+            "n_open": spaces.Box(0, 1, (1,), f32),
+        })
+        self._ep: Episode | None = None
+
+    # ------------------------------------------------------------------ episode setup
+    def _pick_set(self, options: dict) -> ReplaySet:
+        m, b = options.get("model"), options.get("benchmark")
+        if m is None and b is None:
+            if len(self.sets) == 1 or "problem" not in options:
+                return self.sets[int(self.np_random.integers(len(self.sets)))]
+            raise ValueError("this env holds several replay sets: pin the episode with "
+                             "options 'model' and 'benchmark' as well as 'problem'")
+        found = [rs for rs in self.sets
+                 if (m is None or rs.model == m) and (b is None or rs.benchmark == b)]
+        if len(found) != 1:
+            raise ValueError(f"options model={m!r}, benchmark={b!r} match {len(found)} of "
+                             f"this env's replay sets ({[rs.key for rs in self.sets]})")
+        return found[0]
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = dict(options or {})
+        rs = self._pick_set(options)
+        if "problem" in options:
+            k = int(options["problem"])
+            if not 0 <= k < len(rs.problems):
+                raise ValueError(f"options 'problem' must be in 0..{len(rs.problems) - 1}")
+        else:
+            k = int(self.np_random.integers(len(rs.problems)))
+        order_seed = int(options["order_seed"]) if "order_seed" in options else int(
+            self.np_random.integers(2**31 - 1))
+        if "beta" in options:
+            beta = float(options["beta"])
+            if not 0.0 <= beta <= 1.0:
+                raise ValueError(f"options 'beta' must lie in [0, 1], got {beta}")
+        elif self.beta_range is not None:
+            beta = float(self.np_random.uniform(*self.beta_range))
+        else:
+            beta = self.beta
+        problem = rs.problems[k]
+        tables = tables_for(problem)
+        self._ep = Episode(tables, branch_order(order_seed, tables.n_branches),
+                           self.kappa_probe)
+        self._set, self._problem, self._order_seed = rs, problem, order_seed
+        self._beta = beta
+        self._gamma = float(self.gamma_fn(beta)) / self.token_scale
+        self._steps = 0
+        N = self.N
+        self._depth = np.zeros(N, np.float32)
+        self._active = np.zeros(N, np.int8)
+        self._pruned = np.zeros(N, np.int8)
+        self._finished = np.zeros(N, np.int8)
+        self._answer = np.full(N, -1, np.int64)
+        self._votes = np.zeros(N + 1, np.float32)
+        self._rank: dict[int, int] = {}  # answer id -> first-seen rank (capped at N)
+        self._mask = np.zeros(n_actions(N), dtype=bool)
+        self._mask[ANSWER] = True
+        self._mask[BRANCH] = True
+        return self._obs(), {"action_mask": self._mask.copy()}
+
+    # ------------------------------------------------------------------ stepping
+    def action_masks(self) -> np.ndarray:
+        """The admissible actions of the current state (bool, ``2 + 3N``)."""
+        return self._mask.copy()
+
+    def step(self, action):
+        if self._ep is None:
+            raise RuntimeError("call reset() before step()")
+        ep, N, mask = self._ep, self.N, self._mask
+        a = int(action)
+        self._steps += 1
+        before = ep.tokens
+        reward = 0.0
+        terminated = truncated = False
+        invalid = not (0 <= a < mask.shape[0] and mask[a])
+        if invalid:
+            reward = -self.invalid_action_penalty
+        elif a == ANSWER:
+            terminated = True
+        elif a == BRANCH:
+            i = ep.branch()
+            self._depth[i] = 1
+            self._on_depth(i)
+            mask[2 + 2 * N + i] = True  # PRUNE
+            if ep.n_open >= N or not ep.can_branch():
+                mask[BRANCH] = False
+        else:
+            q, i = divmod(a - 2, N)
+            if q == 0:  # CONTINUE
+                ep.advance(i)
+                self._depth[i] = ep.depth[i]
+                self._on_depth(i)
+            elif q == 1:  # PROBE
+                self._reveal(i, ep.probe(i))
+                mask[2 + N + i] = False
+            else:  # PRUNE
+                ep.prune(i)
+                self._pruned[i] = 1
+                self._active[i] = 0
+                mask[2 + i] = mask[2 + N + i] = mask[2 + 2 * N + i] = False
+                r = self._answer[i]
+                if r >= 0:
+                    self._votes[r] -= 1
+        reward -= (ep.tokens - before) * self._gamma
+        if not terminated:
+            if self.token_budget is not None and ep.tokens >= self.token_budget:
+                truncated = True
+            elif self.max_steps is not None and self._steps >= self.max_steps:
+                truncated = True
+        info: dict[str, Any] = {"action_mask": mask.copy(), "invalid_action": invalid}
+        if terminated or truncated:
+            answer = self._aggregate()
+            correct = answer is not None and answer == self._problem.gold_answer
+            reward += float(correct)
+            info.update(self._final_info(answer, correct))
+        return self._obs(), float(reward), terminated, truncated, info
+
+    def _on_depth(self, i: int) -> None:
+        """Update flags and masks of slot i after it gained depth."""
+        ep, N, mask = self._ep, self.N, self._mask
+        fin = ep.finished[i]
+        self._finished[i] = fin
+        self._active[i] = 0 if fin else 1
+        mask[2 + i] = not fin
+        mask[2 + N + i] = True  # a new depth can be probed
+
+    def _reveal(self, i: int, answer_id: int) -> None:
+        rank = self._rank.get(answer_id)
+        if rank is None:
+            rank = self._rank[answer_id] = min(len(self._rank), self.N)
+        old = self._answer[i]
+        if old >= 0:
+            self._votes[old] -= 1
+        self._answer[i] = rank
+        self._votes[rank] += 1
+
+    def _aggregate(self) -> str | None:
+        ep, vocab = self._ep, self._problem.vocab
+        live = [vocab[ep.revealed[i]] for i in range(ep.n_open)
+                if ep.revealed[i] >= 0 and not ep.pruned[i]]
+        if not live:
+            live = [vocab[a] for a in ep.revealed if a >= 0]
+        return self.aggregator(live)
+
+    def _final_info(self, answer: str | None, correct: bool) -> dict[str, Any]:
+        ep = self._ep
+        depths = ep.depth
+        return {
+            "correct": bool(correct), "answer": answer, "tokens": float(ep.tokens),
+            "width": ep.n_open, "max_depth": max(depths, default=0),
+            "mean_depth": float(np.mean(depths)) if depths else 0.0,
+            "problem": self._problem.index, "order_seed": self._order_seed,
+            "beta": self._beta, "model": self._set.model, "benchmark": self._set.benchmark,
+            "steps": self._steps,
+        }
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        ep = self._ep
+        budget = 1.0
+        if self.token_budget:
+            budget = max(0.0, 1.0 - ep.tokens / self.token_budget)
+        return {
+            "depth": self._depth.copy(),
+            "active": self._active.copy(),
+            "pruned": self._pruned.copy(),
+            "finished": self._finished.copy(),
+            "answer": self._answer.copy(),
+            "votes": self._votes.copy(),
+            "tokens": np.array([ep.tokens / self.token_scale], np.float32),
+            "budget_left": np.array([budget], np.float32),
+            "beta": np.array([self._beta], np.float32),
+            "n_open": np.array([ep.n_open / self.N], np.float32),
+        }
+
+    # ------------------------------------------------------------------ rendering
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() called without a render_mode; pass "
+                            "render_mode='ansi' or 'rgb_array' to gym.make")
+            return None
+        from .render import render_ansi, render_rgb
+
+        if self._ep is None:
+            raise RuntimeError("call reset() before render()")
+        view = dict(depth=self._depth, pruned=self._pruned, finished=self._finished,
+                    answer=self._answer, votes=self._votes, tokens=self._ep.tokens,
+                    max_depth=self.max_depth, beta=self._beta, n_open=self._ep.n_open)
+        if self.render_mode == "ansi":
+            return render_ansi(**view)
+        return render_rgb(**view)
+
