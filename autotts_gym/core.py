@@ -268,7 +268,9 @@ class EpisodeBatch:
 
     Episodes may come from different problems of one replay set. Every operation takes a
     boolean row mask (or a row x slot mask) and acts only where it is set and the rules
-    allow; the results equal :class:`Episode` run row by row (the tests check this).
+    allow; the results equal :class:`Episode` run row by row (the tests check this). A
+    row x slot mask may cover only the first W slots (shape (E, W), W <= S), so a
+    controller that never opens more than W branches works on narrow arrays.
     """
 
     def __init__(
@@ -377,9 +379,10 @@ class EpisodeBatch:
         """CONTINUE every masked opened slot (then PROBE it if ``probe``).
 
         Finished slots stay as they are at no cost (and re-reveal their final answer).
-        Returns the (E, S) revealed answers (-1 where not masked).
+        Returns the revealed answers, shaped like ``mask`` (-1 where not masked).
         """
-        r, s = np.nonzero(np.asarray(mask, dtype=bool))
+        mask = np.asarray(mask, dtype=bool)
+        r, s = np.nonzero(mask)
         keep = s < self.n_open[r]
         r, s = r[keep], s[keep]
         self.steps += np.bincount(r, minlength=self.n_rows)
@@ -390,7 +393,7 @@ class EpisodeBatch:
         self.tokens += np.bincount(rg, weights=self._step_cost[p, b, d], minlength=self.n_rows)
         self.depth[rg, sg] = d + 1
         self.finished[rg, sg] = d + 1 >= self._finish[rg, sg]
-        out = np.full((self.n_rows, self.n_slots), NO_ANSWER, dtype=np.int32)
+        out = np.full(mask.shape, NO_ANSWER, dtype=np.int32)
         if probe:
             p, b = self._pb(r, s)
             a = self._answers[p, b, self.depth[r, s] - 1]
@@ -401,8 +404,9 @@ class EpisodeBatch:
         return out
 
     def probe(self, mask: np.ndarray) -> np.ndarray:
-        """PROBE every masked opened slot; returns (E, S) answers (-1 where not masked)."""
-        r, s = np.nonzero(np.asarray(mask, dtype=bool))
+        """PROBE every masked opened slot; returns answers shaped like ``mask`` (-1 elsewhere)."""
+        mask = np.asarray(mask, dtype=bool)
+        r, s = np.nonzero(mask)
         keep = s < self.n_open[r]
         r, s = r[keep], s[keep]
         self.steps += np.bincount(r, minlength=self.n_rows)
@@ -410,15 +414,17 @@ class EpisodeBatch:
         self.revealed[r, s] = a
         if self.kappa_probe:
             self.tokens += self.kappa_probe * np.bincount(r, minlength=self.n_rows)
-        out = np.full((self.n_rows, self.n_slots), NO_ANSWER, dtype=np.int32)
+        out = np.full(mask.shape, NO_ANSWER, dtype=np.int32)
         out[r, s] = a
         return out
 
     def prune(self, mask: np.ndarray) -> None:
         """PRUNE every masked opened slot."""
-        mask = np.asarray(mask, dtype=bool) & self.opened
-        self.steps += mask.sum(axis=1)
-        self.pruned |= mask
+        r, s = np.nonzero(np.asarray(mask, dtype=bool))
+        keep = s < self.n_open[r]
+        r, s = r[keep], s[keep]
+        self.steps += np.bincount(r, minlength=self.n_rows)
+        self.pruned[r, s] = True
 
     def read(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Read a whole fresh branch in the masked rows: ``(ok, answer)``, each (E,)."""

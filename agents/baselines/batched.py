@@ -140,15 +140,16 @@ def parallel_probe_batch(batch: EpisodeBatch, num_chains: int = 64, T: int = 40,
                          prune_patience: int = 7, warm_up: int = 15, probe_burst: int = 1,
                          max_steps: int = 100) -> np.ndarray:
     """Parallel-Probe: lockstep deepening, off-track pruning, stable-winner stop."""
-    E, S = batch.n_rows, batch.n_slots
+    E, W = batch.n_rows, min(num_chains, batch.n_slots)
     V = _n_ids(batch)
+    fin, prn = batch.finished[:, :W], batch.pruned[:, :W]  # views of the batch state
     going = _all(batch)
     for _ in range(num_chains):
         ok, _, _, _ = batch.open(going)
         going &= ok
-    chain = np.arange(S)[None, :] < np.minimum(batch.n_open, num_chains)[:, None]
-    latest = np.where(chain, batch.revealed, NONE).astype(np.int64)
-    off = np.zeros((E, S), dtype=np.int64)
+    chain = np.arange(W)[None, :] < np.minimum(batch.n_open, num_chains)[:, None]
+    latest = np.where(chain, batch.revealed[:, :W], NONE).astype(np.int64)
+    off = np.zeros((E, W), dtype=np.int64)
     prev = np.full(E, -2, dtype=np.int64)  # -2: no winner yet
     stable = np.zeros(E, dtype=np.int64)
     out = np.full(E, -2, dtype=np.int64)
@@ -157,14 +158,14 @@ def parallel_probe_batch(batch: EpisodeBatch, num_chains: int = 64, T: int = 40,
     for step in range(max_steps):
         if not running.any():
             break
-        live = running[:, None] & chain & ~batch.pruned
+        live = running[:, None] & chain & ~prn
         for _ in range(probe_burst):
-            mask = live & ~batch.finished
+            mask = live & ~fin
             if not mask.any():
                 break
             got = batch.advance(mask)
             latest = np.where(mask, got, latest)
-        active = running[:, None] & chain & ~batch.pruned
+        active = running[:, None] & chain & ~prn
         none_active = running & ~active.any(axis=1)
         out[none_active] = prev[none_active]
         running &= ~none_active
@@ -172,13 +173,13 @@ def parallel_probe_batch(batch: EpisodeBatch, num_chains: int = 64, T: int = 40,
         winner = batch_majority(np.where(active, latest, NONE), V)[0]
         if step >= warm_up:
             judge = running & (active.sum(axis=1) > 1)
-            cand = active & ~batch.finished & judge[:, None]
+            cand = active & ~fin & judge[:, None]
             off = np.where(cand, np.where(latest != winner[:, None], off + 1, 0), off)
             cut = cand & (off >= prune_patience)
             if cut.any():
                 batch.prune(cut)
                 rows = cut.any(axis=1)
-                active = running[:, None] & chain & ~batch.pruned
+                active = running[:, None] & chain & ~prn
                 emptied = rows & ~active.any(axis=1)
                 out[emptied] = prev[emptied]
                 running &= ~emptied
@@ -190,7 +191,7 @@ def parallel_probe_batch(batch: EpisodeBatch, num_chains: int = 64, T: int = 40,
         won = running & (stable >= T)
         out[won] = winner[won]
         running &= ~won
-        exhausted = running & ~(chain & ~batch.finished & ~batch.pruned).any(axis=1)
+        exhausted = running & ~(chain & ~fin & ~prn).any(axis=1)
         out[exhausted] = prev[exhausted]
         running &= ~exhausted
     out[running] = prev[running]
@@ -200,9 +201,10 @@ def parallel_probe_batch(batch: EpisodeBatch, num_chains: int = 64, T: int = 40,
 def cmc_batch(batch: EpisodeBatch, beta: float) -> np.ndarray:
     """CMC at one beta, following the per-episode controller step for step."""
     s = schedule(beta)
-    E, S = batch.n_rows, batch.n_slots
+    E, S = batch.n_rows, min(s.max_branch_use, batch.n_slots)  # CMC opens at most S
     V = _n_ids(batch)
     table = confidence_table(S + 1)
+    fin, rev = batch.finished[:, :S], batch.revealed[:, :S]  # views of the batch state
     comp = _Votes(E, V)  # answers of finished branches, in the order they finished
     probes = np.zeros((E, S), dtype=np.int64)
     disagree = np.zeros((E, S), dtype=np.int64)
@@ -210,10 +212,10 @@ def cmc_batch(batch: EpisodeBatch, beta: float) -> np.ndarray:
     slot_idx = np.arange(S)[None, :]
 
     def spawn(rows: np.ndarray) -> np.ndarray:
-        ok, slot, ans, fin = batch.open(rows)
+        ok, slot, ans, ended = batch.open(rows)
         r = np.nonzero(ok)[0]
         probes[r, slot[r]] = 1
-        f = r[fin[r]]
+        f = r[ended[r]]
         comp.add(f, ans[f].astype(np.int64))
         return ok
 
@@ -245,11 +247,11 @@ def cmc_batch(batch: EpisodeBatch, beta: float) -> np.ndarray:
         pos = np.where(full, s.T_ema - 1, hlen)
         hist[rows_all[running], pos[running]] = ema[running]
         hlen = np.where(running & ~full, hlen + 1, hlen)
-        live = running[:, None] & opened & ~batch.finished & ~aband
+        live = running[:, None] & opened & ~fin & ~aband
         # (b)
         if warm:
             judge = (running & (winner >= 0))[:, None] & live
-            disagree = np.where(judge, np.where(batch.revealed != winner[:, None],
+            disagree = np.where(judge, np.where(rev != winner[:, None],
                                                 disagree + 1, 0), disagree)
             stale = judge & (disagree >= s.abandon_patience)
             n_cut = np.maximum(0, live.sum(axis=1) - 2)
@@ -265,17 +267,17 @@ def cmc_batch(batch: EpisodeBatch, beta: float) -> np.ndarray:
                 batch.prune(cut)
                 live &= ~cut
         # (c) depth, deepest first; completions recorded in that order
-        aligned = live & (warm & (winner >= 0))[:, None] & (batch.revealed == winner[:, None])
+        aligned = live & (warm & (winner >= 0))[:, None] & (rev == winner[:, None])
         n_adv = np.where(live, np.where(aligned, s.burst_aligned, 1), 0)
         before = probes.copy()
         finished_now = np.zeros((E, S), dtype=bool)
         for k in range(int(n_adv.max(initial=0))):
-            mask = (n_adv > k) & ~batch.finished
+            mask = (n_adv > k) & ~fin
             if not mask.any():
                 break
             batch.advance(mask)
             probes += mask
-            finished_now |= mask & batch.finished
+            finished_now |= mask & fin
         fr = np.nonzero(finished_now.any(axis=1))[0]
         if fr.size:
             key = np.where(finished_now[fr], -before[fr] * (S + 1) + slot_idx, 1 << 40)
@@ -285,7 +287,7 @@ def cmc_batch(batch: EpisodeBatch, beta: float) -> np.ndarray:
                 has = counts > k
                 r = fr[has]
                 sl = order[has, k]
-                comp.add(r, batch.revealed[r, sl].astype(np.int64))
+                comp.add(r, rev[r, sl].astype(np.int64))
         # (d)
         winner, conf = pool()
         ema = np.where(running, (1 - alpha) * ema + alpha * conf, ema)
@@ -299,7 +301,7 @@ def cmc_batch(batch: EpisodeBatch, beta: float) -> np.ndarray:
         running &= ~stop
         # (f)
         opened = slot_idx < batch.n_open[:, None]
-        spent = running & ~(opened & ~batch.finished & ~aband).any(axis=1)
+        spent = running & ~(opened & ~fin & ~aband).any(axis=1)
         running &= ~spent
         # (g)
         widen = (running & (batch.n_open < s.max_branch_use) & (delta <= s.trend_thresh)
@@ -315,6 +317,6 @@ def cmc_batch(batch: EpisodeBatch, beta: float) -> np.ndarray:
     empty = rest & (winner < 0)
     if empty.any():
         opened = slot_idx < batch.n_open[:, None]
-        votes = np.where(opened & ~aband, batch.revealed, NONE)
+        votes = np.where(opened & ~aband, rev, NONE)
         out[empty] = batch_majority(votes[empty], V)[0]
     return out
