@@ -302,10 +302,13 @@ class EpisodeBatch:
             raise ValueError(f"orders must have shape {(E, S)}, got {orders.shape}")
         self.n_rows, self.n_slots, self.max_depth = E, S, D
         self.kappa_probe = float(kappa_probe)
-        self._answers, self._step_cost = answers, step_cost
-        self._finish_t, self._read_t = finish, read_cost
         self.orders = orders
         pr = self.problem_of_row
+        # flat tables, indexed through each slot's (problem, stored branch) number
+        self._answers = answers.reshape(-1)  # [branch * D + depth - 1]
+        self._step_cost = step_cost.reshape(-1)  # [branch * (D + 1) + depth]
+        self._read = read_cost.reshape(-1)  # [branch]
+        self._branch = pr[:, None] * S + orders  # (E, S) (problem, branch) number per slot
         self._finish = finish[pr[:, None], orders]  # (E, S) finish depth per slot
         self.n_branches = np.array([t.n_branches for t in self.tables], dtype=np.int64)[pr]
         self.gold_id = np.array([t.gold_id for t in self.tables], dtype=np.int64)[pr]
@@ -336,9 +339,13 @@ class EpisodeBatch:
                 rows.append(i)
         return cls(tables, np.array(rows), np.array(orders), kappa_probe)
 
-    def _pb(self, r: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(problem, stored branch) index arrays of rows ``r`` and slots ``s``."""
-        return self.problem_of_row[r], self.orders[r, s]
+    def _answer(self, r: np.ndarray, s: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """The answer revealed at ``depth`` by slot ``s`` of row ``r``."""
+        return self._answers[self._branch[r, s] * self.max_depth + depth - 1]
+
+    def _cost(self, r: np.ndarray, s: np.ndarray, depth: np.ndarray) -> np.ndarray:
+        """Tokens charged to go from ``depth`` to ``depth + 1`` on slot ``s`` of row ``r``."""
+        return self._step_cost[self._branch[r, s] * (self.max_depth + 1) + depth]
 
     # -- queries
     @property
@@ -368,9 +375,9 @@ class EpisodeBatch:
         self.n_open[r] += 1
         self.depth[r, s] = 1
         self.finished[r, s] = self._finish[r, s] <= 1
-        self.tokens[r] += self._step_cost[(*self._pb(r, s), 0)] + self.kappa_probe
+        self.tokens[r] += self._cost(r, s, 0) + self.kappa_probe
         ans = np.full(self.n_rows, NO_ANSWER, dtype=np.int32)
-        ans[r] = self.revealed[r, s] = self._answers[(*self._pb(r, s), 0)]
+        ans[r] = self.revealed[r, s] = self._answer(r, s, 1)
         fin = np.zeros(self.n_rows, dtype=bool)
         fin[r] = self.finished[r, s]
         return ok, slot, ans, fin
@@ -388,15 +395,13 @@ class EpisodeBatch:
         self.steps += np.bincount(r, minlength=self.n_rows)
         go = ~self.finished[r, s]
         rg, sg = r[go], s[go]
-        p, b = self._pb(rg, sg)
         d = self.depth[rg, sg]
-        self.tokens += np.bincount(rg, weights=self._step_cost[p, b, d], minlength=self.n_rows)
+        self.tokens += np.bincount(rg, weights=self._cost(rg, sg, d), minlength=self.n_rows)
         self.depth[rg, sg] = d + 1
         self.finished[rg, sg] = d + 1 >= self._finish[rg, sg]
         out = np.full(mask.shape, NO_ANSWER, dtype=np.int32)
         if probe:
-            p, b = self._pb(r, s)
-            a = self._answers[p, b, self.depth[r, s] - 1]
+            a = self._answer(r, s, self.depth[r, s])
             self.revealed[r, s] = a
             out[r, s] = a
             if self.kappa_probe:
@@ -410,7 +415,7 @@ class EpisodeBatch:
         keep = s < self.n_open[r]
         r, s = r[keep], s[keep]
         self.steps += np.bincount(r, minlength=self.n_rows)
-        a = self._answers[(*self._pb(r, s), self.depth[r, s] - 1)]
+        a = self._answer(r, s, self.depth[r, s])
         self.revealed[r, s] = a
         if self.kappa_probe:
             self.tokens += self.kappa_probe * np.bincount(r, minlength=self.n_rows)
@@ -437,7 +442,7 @@ class EpisodeBatch:
         fd = self._finish[r, s]
         self.depth[r, s] = fd
         self.finished[r, s] = True
-        self.tokens[r] += self._read_t[self._pb(r, s)]
+        self.tokens[r] += self._read[self._branch[r, s]]
         ans = np.full(self.n_rows, NO_ANSWER, dtype=np.int32)
-        ans[r] = self.revealed[r, s] = self._answers[(*self._pb(r, s), fd - 1)]
+        ans[r] = self.revealed[r, s] = self._answer(r, s, fd)
         return ok, ans
