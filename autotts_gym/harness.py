@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import multiprocessing as mp
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -59,18 +59,19 @@ class Results:
     traces: dict[tuple, list[dict]] = field(default_factory=dict)
 
     def __add__(self, other: "Results") -> "Results":
-        return Results(sorted(self.records + other.records, key=_record_key),
-                       self.synthetic or other.synthetic, {**self.traces, **other.traces})
+        return Results(self.records + other.records, self.synthetic or other.synthetic,
+                       {**self.traces, **other.traces})
 
     def summary(self, reference_method: str = "SC@64") -> list[dict]:
         from .report import summarize
 
         return summarize(self.records, reference_method)
 
-    def write(self, out: Path | str, reference_method: str = "SC@64") -> dict[str, Path]:
+    def write(self, out: Path | str, reference_method: str = "SC@64", plot: bool = True
+              ) -> dict[str, Path]:
         from .report import write_results
 
-        return write_results(self, Path(out), reference_method)
+        return write_results(self, Path(out), reference_method, plot)
 
 
 def _record_key(r: EpisodeRecord) -> tuple:
@@ -110,6 +111,7 @@ def _is_gym_policy(policy: Any) -> bool:
 
 @dataclass(frozen=True)
 class _Unit:
+    entry: int  # which (policy, method) of the job
     model: str
     benchmark: str
     beta: float
@@ -122,10 +124,10 @@ _JOB: dict[str, Any] = {}  # what forked workers read: the policy, the store, op
 def _run_unit(unit: _Unit) -> tuple[list[EpisodeRecord], dict]:
     job = _JOB
     rs: ReplaySet = job["store"].load(unit.model, unit.benchmark)
-    policy = job["policy"]
+    policy, method = job["entries"][unit.entry]
     if isinstance(policy, GymPolicy):
-        return _run_gym(policy, job, rs, unit), {}
-    return _run_controller(policy, job, rs, unit)
+        return _run_gym(policy, method, job, rs, unit), {}
+    return _run_controller(policy, method, job, rs, unit)
 
 
 def _fail(spec_name: str, rs: ReplaySet, problem: int, seed: int, beta: float, msg: str):
@@ -135,9 +137,8 @@ def _fail(spec_name: str, rs: ReplaySet, problem: int, seed: int, beta: float, m
     )
 
 
-def _run_controller(spec: ControllerSpec, job: dict, rs: ReplaySet, unit: _Unit):
+def _run_controller(spec: ControllerSpec, method: str, job: dict, rs: ReplaySet, unit: _Unit):
     ctl = instantiate(spec, unit.beta)
-    method = job["method"]
     out: list[EpisodeRecord] = []
     traces: dict = {}
     batch_fn = getattr(ctl, "solve_batch", None) if job["fast"] else None
@@ -180,7 +181,8 @@ def _run_controller(spec: ControllerSpec, job: dict, rs: ReplaySet, unit: _Unit)
     return out, traces
 
 
-def _run_gym(policy: GymPolicy, job: dict, rs: ReplaySet, unit: _Unit) -> list[EpisodeRecord]:
+def _run_gym(policy: GymPolicy, method: str, job: dict, rs: ReplaySet, unit: _Unit
+             ) -> list[EpisodeRecord]:
     from .env import AutoTTSEnv
 
     env = AutoTTSEnv(store=job["store"], model=rs.model, benchmark=rs.benchmark,
@@ -201,7 +203,7 @@ def _run_gym(policy: GymPolicy, job: dict, rs: ReplaySet, unit: _Unit) -> list[E
                 steps += 1
                 done = term or trunc
             out.append(EpisodeRecord(rs.model, rs.benchmark, p.index, seed, unit.beta,
-                                     job["method"], info["answer"], bool(info["correct"]),
+                                     method, info["answer"], bool(info["correct"]),
                                      float(info["tokens"]), steps))
     env.close()
     return out
@@ -233,25 +235,48 @@ def evaluate(
     (an SB3 model, a :class:`GymPolicy`). ``max_steps`` caps session calls (controllers) or
     env steps (policies) per episode. Results do not depend on ``workers``.
     """
+    return evaluate_many([(policy, betas, method)], store, models, benchmarks, seeds,
+                         workers, fast, max_steps, progress, trace, kappa_probe, seed_chunk)
+
+
+def evaluate_many(
+    entries: Sequence[tuple[Any, Sequence[float], str | None]],
+    store: ReplayStore,
+    models: Iterable[str] | str | None = None,
+    benchmarks: Iterable[str] | str | None = None,
+    seeds: Iterable[int] = range(100),
+    workers: int | None = None,
+    fast: bool = True,
+    max_steps: int = 100_000,
+    progress: bool = True,
+    trace: bool = False,
+    kappa_probe: float = 0.0,
+    seed_chunk: int = 25,
+) -> Results:
+    """:func:`evaluate` for several ``(policy, betas, method name)`` entries in one pool."""
     sets = store.select(models, benchmarks)
     seeds = tuple(int(s) for s in seeds)
-    if _is_gym_policy(policy):
-        pol: Any = policy if isinstance(policy, GymPolicy) else GymPolicy(policy)
-        name = method or pol.name
-        fast = False
-    else:
-        pol = load_controller(policy)
-        name = method or pol.name
-    chunk = len(seeds) if fast else max(1, seed_chunk)
-    units = [_Unit(rs.model, rs.benchmark, float(b), seeds[i:i + chunk])
-             for rs in sets for b in betas for i in range(0, len(seeds), chunk)]
+    resolved = []
+    units = []
+    for k, (policy, betas, name) in enumerate(entries):
+        if _is_gym_policy(policy):
+            pol: Any = policy if isinstance(policy, GymPolicy) else GymPolicy(policy)
+            batched = False
+        else:
+            pol = load_controller(policy)
+            batched = fast
+        resolved.append((pol, name or pol.name))
+        chunk = len(seeds) if batched else max(1, seed_chunk)
+        units += [_Unit(k, rs.model, rs.benchmark, float(b), seeds[i:i + chunk])
+                  for rs in sets for b in betas for i in range(0, len(seeds), chunk)]
     _JOB.clear()
-    _JOB.update(policy=pol, store=store, method=name, fast=fast, max_steps=max_steps,
-                trace=trace, kappa_probe=kappa_probe)
+    _JOB.update(entries=resolved, store=store, fast=fast, max_steps=max_steps, trace=trace,
+                kappa_probe=kappa_probe)
     n_workers = min(workers or os.cpu_count() or 1, len(units))
     records: list[EpisodeRecord] = []
     traces: dict = {}
-    bar = _progress(len(units), f"eval {name}", progress)
+    names = ", ".join(name for _, name in resolved)
+    bar = _progress(len(units), f"eval {names}", progress)
     if n_workers <= 1 or "fork" not in mp.get_all_start_methods():
         for u in units:
             r, t = _run_unit(u)
@@ -266,8 +291,7 @@ def evaluate(
                 bar.update(1)
     bar.close()
     records.sort(key=_record_key)
-    synthetic = any(rs.synthetic for rs in sets)
-    return Results(records, synthetic, traces)
+    return Results(records, any(rs.synthetic for rs in sets), traces)
 
 
 class _NoBar:
@@ -283,12 +307,8 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="unit", leave=False)
 
 
-__all__ = ["evaluate", "EpisodeRecord", "GymPolicy", "HarnessError", "Results",
+__all__ = ["evaluate", "evaluate_many", "EpisodeRecord", "GymPolicy", "HarnessError", "Results",
            "ControllerError"]
-
-
-def records_as_dicts(records: Sequence[EpisodeRecord]) -> list[dict]:
-    return [asdict(r) for r in records]
 
 
 def seeds_arg(text: str) -> list[int]:

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 from collections import defaultdict
-from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Sequence
 
@@ -98,20 +97,23 @@ def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def write_results(results: "Results", out: Path, reference_method: str = "SC@64"
-                  ) -> dict[str, Path]:
+def write_results(results: "Results", out: Path, reference_method: str = "SC@64",
+                  plot: bool = True) -> dict[str, Path]:
     """records.jsonl, summary.csv, summary.md, frontier.png (and traces.jsonl)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = results.summary(reference_method)
     paths = {"records": out / "records.jsonl", "summary_csv": out / "summary.csv",
              "summary_md": out / "summary.md", "plot": out / "frontier.png"}
     write_text(paths["records"],
-               "".join(json.dumps(asdict(r)) + "\n" for r in results.records))
+               "".join(json.dumps(r.__dict__) + "\n" for r in results.records))
     write_text(paths["summary_csv"], summary_csv(rows))
     note = ("> SYNTHETIC replay data (bundled generator output), not a real model.\n\n"
             if results.synthetic else "")
     write_text(paths["summary_md"], note + summary_markdown(rows))
-    plot_frontier(rows, paths["plot"])
+    if plot:
+        plot_frontier(rows, paths["plot"])
+    else:
+        del paths["plot"]
     if results.traces:
         paths["traces"] = out / "traces.jsonl"
         write_text(paths["traces"], "".join(

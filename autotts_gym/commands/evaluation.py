@@ -90,13 +90,13 @@ def paper_numbers() -> dict[tuple[str, str, str], tuple[float, float]]:
 
 def table1(store, seeds, workers=None, progress=True, models=None, benchmarks=None):
     """Evaluate every Table 1 method; returns (Results, rows of table1.csv)."""
-    from ..harness import Results, evaluate
+    from ..harness import evaluate_many
 
-    results = Results()
-    for ctl, beta, name in TABLE1_METHODS:
-        results = results + evaluate(ctl, store, models=models, benchmarks=benchmarks,
-                                     seeds=seeds, betas=(beta,), workers=workers,
-                                     method=name, progress=progress)
+    # the slowest methods first, so the worker pool stays busy to the end
+    entries = [(ctl, (beta,), name) for ctl, beta, name in TABLE1_METHODS]
+    entries.sort(key=lambda e: e[0] not in ("cmc", "parallel_probe"))
+    results = evaluate_many(entries, store, models, benchmarks, seeds, workers,
+                            progress=progress)
     rows = []
     order = {name: i for i, (_, _, name) in enumerate(TABLE1_METHODS)}
     for r in sorted(results.summary(), key=lambda r: (r["model"], r["benchmark"],
@@ -132,7 +132,7 @@ def cmd_reproduce(args) -> int:
                            args.models, args.benchmarks)
     elapsed = time.perf_counter() - t0
     out: Path = args.out
-    results.write(out / "episodes")
+    results.write(out / "episodes", plot=False)
     buf = ["model,benchmark,method,accuracy_pct,mean_tokens"]
     buf += [f"{r['model']},{r['benchmark']},{r['method']},{r['accuracy_pct']},"
             f"{r['mean_tokens']}" for r in rows]
