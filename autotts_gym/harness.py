@@ -22,7 +22,9 @@ import multiprocessing as mp
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
+
+import gymnasium as gym
 
 import numpy as np
 
@@ -82,12 +84,18 @@ def _record_key(r: EpisodeRecord) -> tuple:
 
 
 class GymPolicy:
-    """Wraps an SB3 model (``predict``) or a callable ``(obs, mask) -> action``."""
+    """Wraps an SB3 model (``predict``) or a callable ``(obs, mask) -> action``.
 
-    def __init__(self, policy: Any, name: str | None = None, env_kwargs: dict | None = None):
+    ``env_kwargs`` are extra AutoTTS-v0 arguments (e.g. ``max_width``); ``wrapper`` maps
+    the env to the one the policy acts on (e.g. :class:`~autotts_gym.wrappers.RoundMacroWrapper`).
+    """
+
+    def __init__(self, policy: Any, name: str | None = None, env_kwargs: dict | None = None,
+                 wrapper: Callable[[gym.Env], gym.Env] | None = None):
         self.policy = policy
         self.name = name or type(policy).__name__
         self.env_kwargs = dict(env_kwargs or {})
+        self.wrapper = wrapper
         predict = getattr(policy, "predict", None)
         self._predict = predict
         self._masked = bool(predict) and "action_masks" in inspect.signature(predict).parameters
@@ -185,8 +193,11 @@ def _run_gym(policy: GymPolicy, method: str, job: dict, rs: ReplaySet, unit: _Un
              ) -> list[EpisodeRecord]:
     from .env import AutoTTSEnv
 
-    env = AutoTTSEnv(store=job["store"], model=rs.model, benchmark=rs.benchmark,
-                     beta=unit.beta, kappa_probe=job["kappa_probe"], **policy.env_kwargs)
+    env: gym.Env = AutoTTSEnv(store=job["store"], model=rs.model, benchmark=rs.benchmark,
+                              beta=unit.beta, kappa_probe=job["kappa_probe"],
+                              **policy.env_kwargs)
+    if policy.wrapper is not None:
+        env = policy.wrapper(env)
     out = []
     for p in rs.problems:
         for seed in unit.seeds:

@@ -1,0 +1,184 @@
+"""RoundMacroWrapper: a round-level action space over AutoTTS-v0's atomic actions.
+
+PPO over the atomic env picks among 2 + 3N actions for hundreds of steps per episode and
+learns slowly. This wrapper turns one decision into a *round*: widen, deepen every active
+branch, prune the dissenters, or answer. Each macro action is executed as atomic actions
+of the wrapped env, which charges every token and hands out every reward (the atomic env
+stays the ground truth). Observations are a compact vector of vote and cost statistics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .actions import ANSWER, BRANCH, encode
+from .env import AutoTTSEnv
+from .voting import beta_confidence
+
+MACRO_ACTIONS = ("answer", "widen_1", "widen_4", "deepen_1", "deepen_4", "prune_dissent")
+FEATURES = (
+    "n_open", "n_active", "n_finished", "top_share", "second_share", "distinct",
+    "finished_top_share", "finished_confidence", "all_confidence", "tokens", "mean_depth",
+    "beta", "budget_left", "rounds",
+)
+
+
+class RoundMacroWrapper(gym.Wrapper):
+    """Macro actions over :class:`~autotts_gym.env.AutoTTSEnv`.
+
+    ## Action Space
+    ``Discrete(6)``: 0 ANSWER; 1 WIDEN_1 / 2 WIDEN_4 (open 1 or 4 branches and probe each);
+    3 DEEPEN_1 / 4 DEEPEN_4 (every active branch generates 1 or 4 more intervals, then is
+    probed); 5 PRUNE_DISSENT (prune every active branch whose latest answer is not the
+    current majority, keeping at least one). ``action_masks()`` marks what can act now;
+    an inadmissible macro is passed to the inner env as an invalid atomic action (no-op,
+    penalized there).
+
+    ## Observation Space
+    ``Box(0, 1, (14,))``: opened / active / finished fractions of N, the vote shares of the
+    top two answers, distinct answers / N, the top share and beta-majority confidence among
+    finished branches, the confidence over all latest answers, tokens / token_scale
+    (clipped to 1), mean depth / max depth, beta, budget left, rounds / max_rounds.
+
+    ## Rewards and Episode End
+    The sum of the atomic env's rewards over the round's atomic steps; the episode ends
+    when the atomic env's does, or is truncated after ``max_rounds`` rounds (the inner env
+    then answers).
+    """
+
+    def __init__(self, env: gym.Env, max_rounds: int = 200):
+        super().__init__(env)
+        inner = env.unwrapped
+        if not isinstance(inner, AutoTTSEnv):
+            raise TypeError("RoundMacroWrapper wraps an AutoTTS-v0 environment")
+        self.inner: AutoTTSEnv = inner
+        self.N = inner.N
+        self.max_rounds = int(max_rounds)
+        self.action_space = spaces.Discrete(len(MACRO_ACTIONS))
+        self.observation_space = spaces.Box(0.0, 1.0, (len(FEATURES),), np.float32)
+        self._rounds = 0
+        self.atomic_actions: list[int] = []  # every atomic action issued this episode
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self._rounds = 0
+        self.atomic_actions = []
+        self._last_obs = obs
+        info = dict(info, action_mask=self.action_masks())
+        return self._features(obs), info
+
+    # ------------------------------------------------------------------ masks
+    def action_masks(self) -> np.ndarray:
+        m = self.inner.action_masks()
+        N = self.N
+        cont = m[2:2 + N]
+        mask = np.zeros(len(MACRO_ACTIONS), dtype=bool)
+        mask[0] = True
+        mask[1] = mask[2] = m[BRANCH]
+        mask[3] = mask[4] = cont.any()
+        mask[5] = bool(self._dissenters().any())
+        return mask
+
+    def _dissenters(self) -> np.ndarray:
+        """Active slots whose latest answer is not the majority (keeping one alive)."""
+        inner = self.inner
+        ans, active = inner._answer, inner._active.astype(bool)
+        if active.sum() < 2 or inner._votes.sum() == 0:
+            return np.zeros(self.N, dtype=bool)
+        top = int(np.argmax(inner._votes))
+        diss = active & (ans != top)
+        if diss.sum() >= active.sum():
+            diss[np.flatnonzero(diss)[0]] = False
+        return diss
+
+    # ------------------------------------------------------------------ stepping
+    def _atomic(self, a: int):
+        self.atomic_actions.append(int(a))
+        out = self.env.step(a)
+        self._last_obs = out[0]
+        return out
+
+    def step(self, action):
+        a = int(action)
+        mask = self.action_masks()
+        N = self.N
+        total = 0.0
+        result = None
+        self._rounds += 1
+        if not (0 <= a < len(MACRO_ACTIONS)) or not mask[a]:
+            result = self._atomic(-1)  # the inner env's invalid-action no-op and penalty
+            total += result[1]
+        elif a == 0:
+            result = self._atomic(ANSWER)
+            total += result[1]
+        elif a in (1, 2):
+            for _ in range(1 if a == 1 else 4):
+                if not self.inner.action_masks()[BRANCH]:
+                    break
+                slot = self.inner._ep.n_open
+                for atomic in (BRANCH, encode("probe", slot, N)):
+                    result = self._atomic(atomic)
+                    total += result[1]
+                    if result[2] or result[3]:
+                        break
+                if result[2] or result[3]:
+                    break
+        elif a in (3, 4):
+            slots = np.flatnonzero(self.inner.action_masks()[2:2 + N])
+            for slot in slots:
+                for _ in range(1 if a == 3 else 4):
+                    if not self.inner.action_masks()[encode("continue", slot, N)]:
+                        break
+                    result = self._atomic(encode("continue", slot, N))
+                    total += result[1]
+                    if result[2] or result[3]:
+                        break
+                if result is not None and (result[2] or result[3]):
+                    break
+                if self.inner.action_masks()[encode("probe", slot, N)]:
+                    result = self._atomic(encode("probe", slot, N))
+                    total += result[1]
+                    if result[2] or result[3]:
+                        break
+        else:
+            for slot in np.flatnonzero(self._dissenters()):
+                result = self._atomic(encode("prune", int(slot), N))
+                total += result[1]
+        obs, _, terminated, truncated, info = result
+        if not (terminated or truncated) and self._rounds >= self.max_rounds:
+            obs, r, terminated, _, info = self._atomic(ANSWER)
+            total += r
+            truncated, terminated = True, False
+        info = dict(info, action_mask=self.action_masks())
+        return self._features(obs), float(total), terminated, truncated, info
+
+    # ------------------------------------------------------------------ features
+    def _features(self, obs: dict[str, Any]) -> np.ndarray:
+        inner, N = self.inner, self.N
+        ep = inner._ep
+        n_open = ep.n_open
+        votes = np.sort(obs["votes"])[::-1]
+        n_votes = max(1.0, float(votes.sum()))
+        fin_ranks = obs["answer"][(obs["finished"] == 1) & (obs["pruned"] == 0)
+                                  & (obs["answer"] >= 0)]
+        if fin_ranks.size:
+            fc = np.sort(np.bincount(fin_ranks, minlength=2))[::-1]
+            fin_top = fc[0] / fin_ranks.size
+            fin_conf = beta_confidence(int(fc[0]), int(fc[1]))
+        else:
+            fin_top = fin_conf = 0.0
+        depth = obs["depth"][:n_open]
+        f = np.array([
+            n_open / N, obs["active"].sum() / N, obs["finished"].sum() / N,
+            votes[0] / n_votes, votes[1] / n_votes, float((obs["votes"] > 0).sum()) / N,
+            fin_top, fin_conf, beta_confidence(int(votes[0]), int(votes[1])),
+            min(1.0, float(obs["tokens"][0])),
+            float(depth.mean()) / inner.max_depth if n_open else 0.0,
+            float(obs["beta"][0]), float(obs["budget_left"][0]),
+            min(1.0, self._rounds / self.max_rounds),
+        ], dtype=np.float32)
+        return np.clip(f, 0.0, 1.0)
