@@ -1,0 +1,74 @@
+"""``autotts discover``: run the discovery loop; ``discover report`` and ``discover accept``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .evaluation import _betas
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "discover", help="an explorer writes controllers, a sandbox scores them",
+        description="autotts discover [run] --explorer offline|anthropic --rounds N --out DIR; "
+                    "autotts discover report RUN; autotts discover accept RUN --round K")
+    p.add_argument("action", nargs="?", default="run", choices=["run", "report", "accept"])
+    p.add_argument("run_dir", nargs="?", type=Path, help="the run (report, accept)")
+    p.add_argument("--explorer", choices=["offline", "anthropic"], default="offline")
+    p.add_argument("--model", default=None, help="explorer model (anthropic)")
+    p.add_argument("--base-url", default=None, help="Messages API base URL")
+    p.add_argument("--rounds", type=int, default=10)
+    p.add_argument("--out", type=Path, help="run directory, e.g. runs/NAME")
+    p.add_argument("--replay-dir")
+    p.add_argument("--models", default=None, help="search models (default: all)")
+    p.add_argument("--seeds", default="0-4")
+    p.add_argument("--betas", type=_betas, default=_betas("0,0.5,1"))
+    p.add_argument("--max-usd", type=float, default=None)
+    p.add_argument("--prices", type=Path, help="price table (YAML/JSON model: [in, out])")
+    p.add_argument("--resume", action="store_true")
+    p.add_argument("--seed", type=int, default=0, help="offline explorer seed")
+    p.add_argument("--round", type=int, help="the round to accept")
+    p.add_argument("--name", help="module name for accept")
+    p.add_argument("--dest", type=Path, help="folder for accept (default agents/discovered)")
+    p.set_defaults(func=cmd_discover)
+
+
+def cmd_discover(args) -> int:
+    from autotts_agents.discovery import explorer as ex
+    from autotts_agents.discovery.loop import LoopConfig, accept, report, run_loop
+    from autotts_agents.discovery.pricing import PriceTable
+
+    from ..data import describe_source, open_store
+    from ..harness import seeds_arg
+
+    if args.action == "accept":
+        if args.run_dir is None or args.round is None:
+            raise ValueError("usage: autotts discover accept RUN --round K")
+        print(f"accepted: {accept(args.run_dir, args.round, args.dest, args.name)}")
+        return 0
+    store = open_store(args.replay_dir)
+    print(describe_source(store), file=sys.stderr)
+    if args.action == "report":
+        if args.run_dir is None:
+            raise ValueError("usage: autotts discover report RUN")
+        path = report(args.run_dir, store, args.out, seeds_arg(args.seeds), args.betas)
+        print(path.read_text())
+        print(f"written to {path.parent}")
+        return 0
+    if args.out is None:
+        raise ValueError("--out is required for a discovery run")
+    if args.explorer == "anthropic":
+        if not args.model:
+            raise ValueError("--explorer anthropic needs --model NAME")
+        explorer = ex.AnthropicExplorer(args.model, base_url=args.base_url)
+    else:
+        explorer = ex.OfflineExplorer(args.seed)
+    cfg = LoopConfig(rounds=args.rounds,
+                     models=args.models.split(",") if args.models else None,
+                     seeds=seeds_arg(args.seeds), betas=list(args.betas),
+                     max_usd=args.max_usd, explorer=args.explorer, model=explorer.model)
+    prices = PriceTable.load(args.prices) if args.prices else None
+    run_loop(explorer, store, args.out, cfg, prices=prices, resume=args.resume)
+    print(f"history in {args.out}/rounds/")
+    return 0
