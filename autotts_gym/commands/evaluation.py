@@ -59,6 +59,8 @@ def register(sub) -> None:
         p.add_argument("--no-fast", action="store_true",
                        help="always run one session per episode (no vectorized path)")
         p.add_argument("--trace", action="store_true", help="write execution traces")
+        p.add_argument("--sandbox", action="store_true",
+                       help="run the controller file in the discovery sandbox (untrusted code)")
         p.add_argument("--max-steps", type=int, default=100_000,
                        help="per-episode cap on session calls")
         p.add_argument("--baselines", default="sc64,cmc",
@@ -154,11 +156,14 @@ def cmd_eval(args) -> int:
     store = _open(args)
     seeds = _seeds(args)
     t0 = time.perf_counter()
-    results = evaluate(args.controller, store, models=args.models,
-                       benchmarks=args.benchmarks, seeds=seeds, betas=args.betas,
-                       workers=args.workers, fast=not args.no_fast,
-                       max_steps=args.max_steps, progress=not args.no_progress,
-                       trace=args.trace)
+    if args.sandbox:
+        results = _sandboxed(args, store, seeds)
+    else:
+        results = evaluate(args.controller, store, models=args.models,
+                           benchmarks=args.benchmarks, seeds=seeds, betas=args.betas,
+                           workers=args.workers, fast=not args.no_fast,
+                           max_steps=args.max_steps, progress=not args.no_progress,
+                           trace=args.trace)
     for name in [b for b in args.baselines.split(",") if b]:
         for ctl, beta, label in TABLE1_METHODS:
             if ctl == name:
@@ -173,3 +178,20 @@ def cmd_eval(args) -> int:
     print(f"{len(results.records)} episodes in {time.perf_counter() - t0:.1f} s; "
           f"written to {', '.join(str(p) for p in paths.values())}")
     return 0
+
+
+def _sandboxed(args, store, seeds):
+    """Evaluate a controller file through the discovery sandbox (one locked-down process)."""
+    from autotts_agents.discovery.sandbox import Limits, evaluate_in_sandbox
+
+    path = Path(args.controller)
+    if not path.is_file():
+        raise ValueError(f"--sandbox needs a controller file; {path} is not one")
+    res = evaluate_in_sandbox(path.read_text(), store, args.models, args.benchmarks, seeds,
+                              args.betas, Limits(wall_seconds=24 * 3600.0,
+                                                 max_steps=args.max_steps),
+                              method=path.stem)
+    if not res.ok:
+        raise ValueError(f"controller {path.stem} failed in the sandbox ({res.kind}): "
+                         f"{res.message}")
+    return res.results
