@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -11,8 +11,9 @@ from gymnasium import spaces
 
 from .actions import ANSWER, BRANCH, n_actions
 from .core import Episode, branch_order, tables_for
-from .data import open_store
+from .data import describe_source, is_synthetic, open_store
 from .store import ReplaySet, ReplayStore
+from .voting import majority
 
 Aggregator = Callable[[Sequence[str]], "str | None"]
 
@@ -27,11 +28,7 @@ def default_gamma(beta: float) -> float:
     return GAMMA_AT_0 * (GAMMA_AT_1 / GAMMA_AT_0) ** b
 
 
-def majority_aggregator(answers: Sequence[str]) -> str | None:
-    """The most common answer; ties go to the one listed first (slot order)."""
-    if not answers:
-        return None
-    return Counter(answers).most_common(1)[0][0]
+_OPTION_KEYS = frozenset({"problem", "order_seed", "beta", "model", "benchmark"})
 
 
 class AutoTTSEnv(gym.Env):
@@ -60,6 +57,11 @@ class AutoTTSEnv(gym.Env):
     | 2 + 2N + i  | PRUNE(i)    | deactivate slot i; it keeps its depth and answers but leaves  |
     |             |             | the vote (opened, unpruned)                                      |
 
+    Admissibility, from the atomic actions of ``spec/replay-semantics.md``: PROBE is
+    admissible once per depth (a second PROBE at the same depth would reveal nothing new
+    but still charge ``kappa_probe``), and again after each CONTINUE; a finished branch
+    cannot CONTINUE (it would generate nothing); a pruned slot admits nothing. BRANCH on
+    a branch whose trajectory is a single interval finishes it at once.
     ``env.unwrapped.action_masks()`` (what sb3-contrib's MaskablePPO calls) and
     ``info["action_mask"]`` give the admissible set. An inadmissible action never raises:
     it does nothing, costs no tokens, sets ``info["invalid_action"]`` and is penalized by
@@ -78,6 +80,7 @@ class AutoTTSEnv(gym.Env):
     | answer        | (N,)   | latest revealed answer as its rank in this episode's         |
     |               |        | first-seen order (-1 none, N for ranks >= N)                 |
     | votes         | (N+1,) | count of unpruned slots whose latest answer has each rank    |
+    |               |        | (exactly the answers ANSWER aggregates)                      |
     | tokens        | (1,)   | tokens spent / ``token_scale``                               |
     | budget_left   | (1,)   | fraction of ``token_budget`` left (1 without a budget)       |
     | beta          | (1,)   | this episode's accuracy-cost knob                            |
@@ -85,35 +88,48 @@ class AutoTTSEnv(gym.Env):
 
     ## Rewards
     Every step costs ``-gamma(beta) * tokens_charged / token_scale``; ANSWER adds
-    ``1{answer == gold}``. The return is the paper's objective
+    ``1{answer == gold}`` (no answer is wrong). ANSWER votes over the latest revealed
+    answers of the unpruned slots, listed in slot order: by default the majority, ties
+    going to the answer listed first (:func:`autotts_gym.voting.majority`); pruned slots do
+    not vote, so pruning every slot answers nothing. The return is the paper's objective
     ``1{correct} - gamma(beta) * tokens / token_scale``. ``gamma`` (``gamma_fn``) is
     :func:`default_gamma` unless replaced: monotone decreasing, 2.0 at beta = 0 (cost
     first) down to 0.05 at beta = 1 (accuracy first). Inadmissible actions:
     ``-invalid_action_penalty``.
 
     ## Starting State
-    No branch open, nothing spent. The problem, the branch order seed and (for a beta
-    range) beta are drawn from the env's RNG, or pinned with
-    ``reset(options={"problem": k, "order_seed": s, "beta": b, "model": m, "benchmark": bm})``.
+    No branch open, nothing spent. A replay set (uniformly among the env's sets), a
+    problem of it (uniformly), the branch order seed (uniform in ``[0, 2**31 - 1)``,
+    ordering branches by :func:`~autotts_gym.core.branch_order`) and, for a beta range,
+    beta are drawn from the env's RNG; any of them can be pinned with
+    ``reset(options={"problem": k, "order_seed": s, "beta": b, "model": m, "benchmark": bm})``
+    (``model``/``benchmark`` are needed with ``problem`` only when the env holds several
+    replay sets; ``problem`` is the problem's index in its set).
 
     ## Episode End
-    Terminated on ANSWER. Truncated when ``token_budget`` is reached or ``max_steps``
-    steps were taken: the env then answers with the aggregator (the correctness term is
-    added). The final ``info`` holds ``correct``, ``answer``, ``tokens``, ``width``,
-    ``max_depth``, ``mean_depth``, ``problem``, ``order_seed``, ``beta``, ``model``,
-    ``benchmark``.
+    Terminated on ANSWER. Truncated when the tokens spent reach ``token_budget`` (the
+    step that crosses it is charged in full, so the final ``tokens`` may exceed the
+    budget by what that step charged) or after ``max_steps`` steps (invalid ones included):
+    the env then answers with the aggregator as ANSWER would and adds the correctness
+    term, so every episode's return is the objective above. Stepping after the end is
+    undefined (as in Gymnasium); call ``reset()``. The final ``info`` holds ``correct``,
+    ``answer``, ``tokens``, ``width`` (branches opened), ``max_depth``, ``mean_depth``
+    (over opened slots), ``problem``, ``order_seed``, ``beta``, ``model``, ``benchmark``
+    and ``steps``.
 
     ## Arguments
-    * ``replay_dir``: a store or AutoTTS JSON folder (default: ``open_store`` resolution);
-      ``store``: an open :class:`ReplayStore` instead.
+    * ``replay_dir``: a store or AutoTTS JSON folder (default: the resolution of
+      :func:`autotts_gym.data.open_store`, ending in the bundled synthetic store, which
+      the env announces with a warning); ``store``: an open :class:`ReplayStore` instead.
     * ``model``, ``benchmark``: a name or list of names (None: all in the store).
     * ``max_width``: N, at most the stored branch count (default 64).
     * ``beta``: a float, or a ``(low, high)`` range sampled uniformly per episode.
     * ``kappa_probe``: tokens charged per PROBE (0, as in the paper).
     * ``token_budget``: tokens per episode before truncation (None: no budget).
     * ``token_scale``, ``gamma_fn``, ``invalid_action_penalty``: reward settings.
-    * ``aggregator``: ``f(answers) -> answer`` over the latest revealed answers of unpruned
-      slots in slot order (default: majority, first listed wins ties).
+    * ``aggregator``: ``f(answers) -> answer or None`` over the latest revealed answer
+      strings of the unpruned slots in slot order (default: majority, first listed wins
+      ties).
     * ``max_steps``: step cap per episode (None: none).
     * ``render_mode``: ``"ansi"`` or ``"rgb_array"``.
     """
@@ -141,6 +157,10 @@ class AutoTTSEnv(gym.Env):
         self.sets: list[ReplaySet] = self.store.select(model, benchmark)
         if not self.sets:
             raise ValueError(f"{self.store.root}: no replay sets to play")
+        self.synthetic = is_synthetic(self.store)
+        if self.synthetic:
+            gym.logger.warn(f"AutoTTS-v0 plays {describe_source(self.store)}")
+        self._by_index = {rs.key: {p.index: p for p in rs.problems} for rs in self.sets}
         min_branches = min(p.n_branches for rs in self.sets for p in rs.problems)
         if not 1 <= int(max_width) <= min_branches:
             raise ValueError(f"max_width must be in 1..{min_branches} (the stored branch "
@@ -157,14 +177,25 @@ class AutoTTSEnv(gym.Env):
             self.beta_range, self.beta = None, float(beta)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']}")
+        for name, value, ok, need in (
+                ("kappa_probe", kappa_probe, float(kappa_probe) >= 0, ">= 0"),
+                ("token_budget", token_budget,
+                 token_budget is None or float(token_budget) > 0, "positive or None"),
+                ("token_scale", token_scale, float(token_scale) > 0, "positive"),
+                ("invalid_action_penalty", invalid_action_penalty,
+                 float(invalid_action_penalty) >= 0, ">= 0"),
+                ("max_steps", max_steps, max_steps is None or int(max_steps) >= 1,
+                 "positive or None")):
+            if not ok:
+                raise ValueError(f"{name} must be {need}, got {value!r}")
         self.N = N = int(max_width)
         self.kappa_probe = float(kappa_probe)
         self.token_budget = None if token_budget is None else float(token_budget)
         self.token_scale = float(token_scale)
         self.gamma_fn = gamma_fn or default_gamma
         self.invalid_action_penalty = float(invalid_action_penalty)
-        self.aggregator = aggregator or majority_aggregator
-        self.max_steps = max_steps
+        self.aggregator = aggregator or majority
+        self.max_steps = None if max_steps is None else int(max_steps)
         self.render_mode = render_mode
         self.max_depth = max(int(p.n_probes.max()) + 1 for rs in self.sets for p in rs.problems)
         # most tokens an episode can charge: every branch run to its end, every depth probed
@@ -206,13 +237,19 @@ class AutoTTSEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
         options = dict(options or {})
+        unknown = set(options) - _OPTION_KEYS
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; known: "
+                             f"{sorted(_OPTION_KEYS)}")
         rs = self._pick_set(options)
         if "problem" in options:
-            k = int(options["problem"])
-            if not 0 <= k < len(rs.problems):
-                raise ValueError(f"options 'problem' must be in 0..{len(rs.problems) - 1}")
+            problem = self._by_index[rs.key].get(int(options["problem"]))
+            if problem is None:
+                raise ValueError(f"options 'problem' = {options['problem']!r} is not a "
+                                 f"problem index of {rs.key} (indices "
+                                 f"{min(self._by_index[rs.key])}..{max(self._by_index[rs.key])})")
         else:
-            k = int(self.np_random.integers(len(rs.problems)))
+            problem = rs.problems[int(self.np_random.integers(len(rs.problems)))]
         order_seed = int(options["order_seed"]) if "order_seed" in options else int(
             self.np_random.integers(2**31 - 1))
         if "beta" in options:
@@ -223,7 +260,6 @@ class AutoTTSEnv(gym.Env):
             beta = float(self.np_random.uniform(*self.beta_range))
         else:
             beta = self.beta
-        problem = rs.problems[k]
         tables = tables_for(problem)
         self._ep = Episode(tables, branch_order(order_seed, tables.n_branches),
                            self.kappa_probe)
@@ -242,7 +278,8 @@ class AutoTTSEnv(gym.Env):
         self._mask = np.zeros(n_actions(N), dtype=bool)
         self._mask[ANSWER] = True
         self._mask[BRANCH] = True
-        return self._obs(), {"action_mask": self._mask.copy()}
+        # the same info keys as step(), so vector envs stack them across autoresets
+        return self._obs(), {"action_mask": self._mask.copy(), "invalid_action": False}
 
     # ------------------------------------------------------------------ stepping
     def action_masks(self) -> np.ndarray:
@@ -289,10 +326,9 @@ class AutoTTSEnv(gym.Env):
                     self._votes[r] -= 1
         reward -= (ep.tokens - before) * self._gamma
         if not terminated:
-            if self.token_budget is not None and ep.tokens >= self.token_budget:
-                truncated = True
-            elif self.max_steps is not None and self._steps >= self.max_steps:
-                truncated = True
+            budget, cap = self.token_budget, self.max_steps
+            truncated = ((budget is not None and ep.tokens >= budget)
+                         or (cap is not None and self._steps >= cap))
         info: dict[str, Any] = {"action_mask": mask.copy(), "invalid_action": invalid}
         if terminated or truncated:
             answer = self._aggregate()
@@ -322,11 +358,9 @@ class AutoTTSEnv(gym.Env):
 
     def _aggregate(self) -> str | None:
         ep, vocab = self._ep, self._problem.vocab
-        live = [vocab[ep.revealed[i]] for i in range(ep.n_open)
-                if ep.revealed[i] >= 0 and not ep.pruned[i]]
-        if not live:
-            live = [vocab[a] for a in ep.revealed if a >= 0]
-        return self.aggregator(live)
+        revealed, pruned = ep.revealed, ep.pruned
+        return self.aggregator([vocab[revealed[i]] for i in range(ep.n_open)
+                                if revealed[i] >= 0 and not pruned[i]])
 
     def _final_info(self, answer: str | None, correct: bool) -> dict[str, Any]:
         ep = self._ep

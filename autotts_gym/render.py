@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-_PALETTE = np.array([  # answer rank colours (cycled), then "other"
+_OTHER = np.array((120, 80, 40), np.uint8)  # answers first seen at rank >= N
+_UNREVEALED = np.array((90, 90, 90), np.uint8)
+_PRUNED = np.array((170, 170, 170), np.uint8)
+_PALETTE = np.array([  # answer rank colours (cycled)
     (230, 25, 75), (60, 180, 75), (0, 130, 200), (245, 130, 48), (145, 30, 180),
     (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212), (0, 128, 128),
 ], dtype=np.uint8)
@@ -30,8 +33,9 @@ def render_ansi(depth, pruned, finished, answer, votes, tokens, max_depth, beta,
 
 def render_rgb(depth, pruned, finished, answer, votes, tokens, max_depth, beta, n_open
                ) -> np.ndarray:
-    """An image: one column per slot, its height the depth; colour = latest answer rank,
-    grey when pruned, a dark cap when finished."""
+    """An image (H, W, 3) uint8: one column per slot, its height the depth; colour = the
+    latest revealed answer's rank (brown for "other", dark grey when none revealed), light
+    grey when pruned, a black cap when finished. Plain numpy slicing, no plotting library."""
     n = len(depth)
     cell_w, h = 8, 160
     img = np.full((h, n * cell_w, 3), 255, dtype=np.uint8)
@@ -39,11 +43,13 @@ def render_rgb(depth, pruned, finished, answer, votes, tokens, max_depth, beta, 
         top = h - int(round(h * depth[i] / max_depth))
         x0, x1 = i * cell_w + 1, (i + 1) * cell_w - 1
         if pruned[i]:
-            color = np.array((170, 170, 170), np.uint8)
+            color = _PRUNED
+        elif answer[i] >= n:
+            color = _OTHER
         elif answer[i] >= 0:
             color = _PALETTE[answer[i] % len(_PALETTE)]
         else:
-            color = np.array((90, 90, 90), np.uint8)
+            color = _UNREVEALED
         img[top:h, x0:x1] = color
         if finished[i]:
             img[max(top - 3, 0):top + 1, x0:x1] = 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import gymnasium as gym
@@ -26,7 +27,9 @@ def _env(store_dir, **kw) -> AutoTTSEnv:
 
 
 def test_checkers_pass(real_store_dir):
-    check_env(_env(real_store_dir), skip_render_check=True)
+    made = gym.make("autotts_gym:AutoTTS-v0", replay_dir=str(real_store_dir), model="Qwen3-4B",
+                    benchmark="aime24", max_width=N, render_mode="rgb_array")
+    check_env(made.unwrapped)  # with a spec, so the checker also tries the ansi mode
     from stable_baselines3.common.env_checker import check_env as sb3_check
 
     sb3_check(_env(real_store_dir), warn=True)
@@ -44,8 +47,17 @@ def test_make_and_vector_envs(real_store_dir):
                             benchmark="aime25", max_width=N)
         obs, info = venv.reset(seed=0)
         assert obs["depth"].shape == (2, N)
-        obs, r, term, trunc, info = venv.step(np.array([BRANCH, BRANCH]))
+        obs, _, term, trunc, info = venv.step(np.array([BRANCH, BRANCH]))
         assert (obs["depth"][:, 0] == 1).all()
+        rng, ends = np.random.default_rng(0), 0
+        for _ in range(200):  # masked random play across episode ends (autoreset)
+            acts = [ANSWER if rng.random() < 0.1 else int(rng.choice(np.flatnonzero(m)))
+                    for m in info["action_mask"]]
+            obs, _, term, trunc, info = venv.step(np.array(acts))
+            assert info["action_mask"].shape == (2, 2 + 3 * N)
+            assert not info["invalid_action"].any()
+            ends += int((term | trunc).sum())
+        assert ends > 5
         venv.close()
 
 
@@ -55,42 +67,78 @@ def test_action_encoding_roundtrip():
         assert encode(kind, slot, N) == a
     with pytest.raises(ValueError):
         decode(2 + 3 * N, N)
+    with pytest.raises(ValueError, match="kind"):
+        encode("widen", 0, N)
+    with pytest.raises(ValueError, match="slot"):
+        encode("probe", N, N)
+    assert (encode("answer", None, N), encode("branch", None, N)) == (ANSWER, BRANCH)
 
 
-def test_masks_equal_admissible_set_and_invalid_is_free_noop(real_store_dir):
-    env = _env(real_store_dir, kappa_probe=3.0)
+def _rules_mask(ep, probed_at: list[int], n: int) -> np.ndarray:
+    """The admissible set evaluated from scratch on the core's state (the documented rules)."""
+    m = np.zeros(2 + 3 * n, dtype=bool)
+    m[ANSWER] = True
+    m[BRANCH] = ep.n_open < n and ep.can_branch()
+    for i in range(ep.n_open):
+        if not ep.pruned[i]:
+            m[encode("continue", i, n)] = not ep.finished[i]
+            m[encode("probe", i, n)] = probed_at[i] != ep.depth[i]
+            m[encode("prune", i, n)] = True
+    return m
+
+
+def _snapshot(env: AutoTTSEnv, obs: dict) -> tuple:
+    ep = env._ep
+    return (ep.tokens, ep.n_open, tuple(ep.depth), tuple(ep.finished), tuple(ep.pruned),
+            tuple(ep.revealed), tuple(o.tobytes() for o in obs.values()),
+            env.action_masks().tobytes())
+
+
+def test_masks_equal_admissible_set_brute_force(real_store_dir):
+    """At random states every action is admissible iff the rules allow it iff stepping it
+    changes the state; an inadmissible one is a free no-op with the penalty."""
+    n = 4
+    env = _env(real_store_dir, max_width=n, kappa_probe=3.0)
+    twin = _env(real_store_dir, max_width=n, kappa_probe=3.0)
     rng = np.random.default_rng(0)
-    for episode in range(30):
-        obs, info = env.reset(seed=episode)
-        for _ in range(120):
+    checked = 0
+    for episode in range(12):
+        options = {"problem": int(rng.integers(30)), "order_seed": episode}
+        obs, info = env.reset(options=options)
+        probed_at = [-1] * n
+        prefix: list[int] = []
+        for _ in range(25):
             mask = env.action_masks()
             assert np.array_equal(mask, info["action_mask"])
-            # the mask must equal the rules evaluated on the core's state
-            ep = env._ep
-            for i in range(ep.n_open):
-                live = not ep.pruned[i]
-                assert mask[encode("continue", i, N)] == (live and not ep.finished[i])
-                assert mask[encode("prune", i, N)] == live
-            for i in range(ep.n_open, N):
-                for kind in ("continue", "probe", "prune"):
-                    assert not mask[encode(kind, i, N)]
-            assert mask[BRANCH] == (ep.n_open < N)
-            invalid = np.flatnonzero(~mask)
-            if invalid.size and rng.random() < 0.3:
-                a = int(rng.choice(invalid))
-                tokens, state = ep.tokens, (list(ep.depth), list(ep.revealed), list(ep.pruned))
-                obs2, r, term, trunc, info = env.step(a)
-                assert info["invalid_action"] and not term and not trunc
-                assert r == -env.invalid_action_penalty
-                assert ep.tokens == tokens
-                assert (list(ep.depth), list(ep.revealed), list(ep.pruned)) == state
-                assert all(np.array_equal(obs2[k], obs[k]) for k in obs)
-                continue
+            assert np.array_equal(mask, _rules_mask(env._ep, probed_at, n))
+            before = _snapshot(env, obs)
+            for a in range(2 + 3 * n):  # step every action from a copy of this state
+                o2, _ = twin.reset(options=options)
+                for b in prefix:
+                    o2 = twin.step(b)[0]
+                assert _snapshot(twin, o2) == before
+                o2, r, term, trunc, inf = twin.step(a)
+                assert inf["invalid_action"] == (not mask[a])
+                if mask[a]:
+                    assert term or _snapshot(twin, o2) != before
+                else:
+                    assert _snapshot(twin, o2) == before
+                    assert r == -twin.invalid_action_penalty and not term and not trunc
+                checked += 1
             valid = np.flatnonzero(mask[1:]) + 1
-            if not valid.size or rng.random() < 0.02:
+            if not valid.size:
                 break
-            obs, r, term, trunc, info = env.step(int(rng.choice(valid)))
-            assert not info["invalid_action"]
+            a = int(rng.choice(valid))
+            obs, _, _, _, info = env.step(a)
+            prefix.append(a)
+            kind, slot = decode(a, n)
+            if kind == "probe":
+                probed_at[slot] = env._ep.depth[slot]
+    assert checked > 2000
+    # out-of-range actions are inadmissible too, and never raise
+    for a in (-1, 2 + 3 * n, 10**6):
+        _, r, term, _, info = env.step(a)
+        assert info["invalid_action"] and r == -env.invalid_action_penalty and not term
 
 
 def test_probe_admissible_once_per_depth(real_store_dir):
@@ -115,54 +163,157 @@ def test_branch_run_to_end_costs_spec(real_store_dir, replay_json_dir):
         total_reward = env.step(BRANCH)[1]
         while env.action_masks()[encode("continue", 0, N)]:
             total_reward += env.step(encode("continue", 0, N))[1]
-        _, r, *_ , info = env.step(encode("probe", 0, N))
+        env.step(encode("probe", 0, N))
         assert env._ep.tokens == max(tokens, 500 * len(probes))
         assert -total_reward == max(tokens, 500 * len(probes))  # the reward charges it
         _, _, term, _, info = env.step(ANSWER)
         assert term and info["answer"] == final and info["tokens"] == max(tokens, 500 * len(probes))
 
 
-def _tiny_store(tmp_path, gold: str, hidden: str) -> ReplayStore:
-    """One problem, two branches; only the gold and unrevealed answers depend on args."""
-    b = ProblemBuilder(0, "q", gold, 500)
-    b.add_branch(["1", "2", hidden], 1400, hidden)
-    b.add_branch(["1", hidden, hidden], 1700, hidden)
-    root = tmp_path / gold
-    write_replay_set(root / "m" / "bench.h5", ReplaySet("m", "bench", [b.build()]))
+def _store(tmp_path, name: str, gold: str, branches: list[tuple[list[str], int, str]],
+           question: str = "q") -> ReplayStore:
+    """One problem whose k-th listed branch is met k-th under order seed 0."""
+    order = branch_order(0, len(branches))
+    stored = [None] * len(branches)
+    for k, b in enumerate(branches):
+        stored[order[k]] = b
+    pb = ProblemBuilder(0, question, gold, 500)
+    for probes, tokens, final in stored:
+        pb.add_branch(probes, tokens, final)
+    root = tmp_path / name
+    write_replay_set(root / "m" / "bench.h5", ReplaySet("m", "bench", [pb.build()]))
     return ReplayStore(root)
 
 
 def test_no_leak_of_gold_or_unrevealed_answers(tmp_path):
-    envs = [AutoTTSEnv(store=_tiny_store(tmp_path, g, h), max_width=2)
-            for g, h in (("7", "9"), ("8", "5"))]
-    actions = [BRANCH, BRANCH, encode("probe", 0, 2), encode("continue", 0, 2),
-               encode("probe", 0, 2), encode("continue", 1, 2), encode("prune", 1, 2)]
-    outs = []
+    """Two problems equal in everything a controller sees, different in the gold answer,
+    every unrevealed answer (including ones that would change the first-seen ranks if they
+    leaked), the question, and the whole branch that N = 2 never lets it open."""
+    variants = [("2", "1", "1", "Q1", (["1"] * 5, 2600, "1")),
+                ("9", "z", "y", "Q2", (["q"], 300, "q"))]
+    envs = []
+    for k, (gold, h0, h1, question, unopened) in enumerate(variants):
+        store = _store(tmp_path, f"v{k}", gold, [(["1", "2", h0], 1400, h0),
+                                                 (["2", h1, h1], 1700, h1), unopened],
+                       question)
+        envs.append(AutoTTSEnv(store=store, max_width=2, token_scale=1.0))
+    c0, c1 = (encode("continue", i, 2) for i in range(2))
+    p0, p1 = (encode("probe", i, 2) for i in range(2))
+    actions = [BRANCH, BRANCH, p0, p1, c0, p0, c0, c1, c1, c0, c1, encode("prune", 0, 2),
+               BRANCH, p1 + 5, ANSWER]  # BRANCH is inadmissible at N = 2; p1 + 5 is out of range
+    runs = []
     for env in envs:
-        obs, _ = env.reset(options={"problem": 0, "order_seed": 0})
-        seq = [obs]
+        obs, info = env.reset(options={"problem": 0, "order_seed": 0})
+        seq = [(obs, info["action_mask"], 0.0)]
         for a in actions:
-            seq.append(env.step(a)[0])
-        outs.append(seq)
-    for o1, o2 in zip(*outs):
+            obs, r, _, _, info = env.step(a)
+            seq.append((obs, info["action_mask"], r))
+        runs.append((seq, info))
+    (seq_a, end_a), (seq_b, end_b) = runs
+    for (o1, m1, r1), (o2, m2, r2) in zip(seq_a[:-1], seq_b[:-1]):
         assert all(np.array_equal(o1[k], o2[k]) for k in o1)
+        assert np.array_equal(m1, m2) and r1 == r2
+    assert all(np.array_equal(seq_a[-1][0][k], seq_b[-1][0][k]) for k in seq_a[-1][0])
+    # only the gold answer tells the two apart, and only through correctness
+    assert end_a["answer"] == end_b["answer"] == "2" and end_a["tokens"] == end_b["tokens"]
+    assert end_a["correct"] and not end_b["correct"]
+    assert seq_a[-1][2] == seq_b[-1][2] + 1.0
+
+
+def _open_and_probe_all(env, n: int, order: list[int] | None = None) -> dict:
+    obs, _ = env.reset(options={"problem": 0, "order_seed": 0})
+    for _ in range(n):
+        obs, *_ = env.step(BRANCH)
+    for i in order or range(n):
+        obs, *_ = env.step(encode("probe", i, n))
+    return obs
+
+
+def test_answer_votes_unpruned_latest_answers_in_slot_order(tmp_path):
+    store = _store(tmp_path, "votes", "b", [(["a"], 600, "a"), (["b"], 600, "b"),
+                                            (["b"], 600, "b"), (["c"], 600, "c")])
+    env = AutoTTSEnv(store=store, max_width=4)
+    obs = _open_and_probe_all(env, 4, order=[3, 1, 2, 0])  # first seen: c, b, a
+    assert obs["answer"].tolist() == [2, 1, 1, 0]
+    assert obs["votes"].tolist() == [1, 2, 1, 0, 0]
+    *_, info = env.step(ANSWER)
+    assert info["answer"] == "b" and info["correct"]
+    # pruned slots leave the vote; a tie goes to the answer listed first in slot order
+    _open_and_probe_all(env, 4, order=[3, 1, 2, 0])
+    env.step(encode("prune", 1, 4))
+    obs, *_ = env.step(encode("prune", 3, 4))
+    assert obs["votes"].tolist() == [0, 1, 1, 0, 0] and obs["answer"][1] == 1
+    *_, info = env.step(ANSWER)
+    assert info["answer"] == "a" and not info["correct"]
+    # pruning every slot leaves nothing to vote on: no answer, wrong
+    _open_and_probe_all(env, 4)
+    for i in range(4):
+        env.step(encode("prune", i, 4))
+    *_, info = env.step(ANSWER)
+    assert info["answer"] is None and not info["correct"]
+    # a custom aggregator gets the answer strings in slot order
+    seen = []
+    env = AutoTTSEnv(store=store, max_width=4, aggregator=lambda xs: seen.append(xs) or xs[-1])
+    _open_and_probe_all(env, 4, order=[3, 0])
+    *_, info = env.step(ANSWER)
+    assert seen == [["a", "c"]] and info["answer"] == "c"
+
+
+def test_other_rank_for_answers_first_seen_beyond_n(tmp_path):
+    store = _store(tmp_path, "other", "x", [(["p", "q", "r"], 1600, "s"), (["p"], 600, "p")])
+    env = AutoTTSEnv(store=store, max_width=2, render_mode="ansi")
+    env.reset(options={"problem": 0, "order_seed": 0})
+    env.step(BRANCH)
+    ranks = []
+    for _ in range(4):  # p, q, r, s revealed in turn: ranks 0, 1, then "other" (= N = 2)
+        obs, *_ = env.step(encode("probe", 0, 2))
+        ranks.append(int(obs["answer"][0]))
+        env.step(encode("continue", 0, 2))
+    assert ranks == [0, 1, 2, 2] and obs["votes"].tolist() == [0, 0, 1]
+    env.step(BRANCH)
+    obs, *_ = env.step(encode("probe", 1, 2))
+    assert obs["answer"].tolist() == [2, 0] and obs["votes"].tolist() == [1, 0, 1]
+    assert "ans=other" in env.render()
+    *_, info = env.step(ANSWER)
+    assert info["answer"] == "s"  # a 1-1 tie: slot 0 is listed first
 
 
 def test_random_masked_policy_10000_episodes(real_store_dir):
-    env = AutoTTSEnv(replay_dir=str(real_store_dir), max_width=16)
+    """All nine real sets, beta drawn per episode, a token budget that cuts some episodes;
+    every episode's return must equal its objective and its votes the unpruned revealed
+    slots."""
+    env = AutoTTSEnv(replay_dir=str(real_store_dir), max_width=16, beta=(0.0, 1.0),
+                     kappa_probe=1.0, token_budget=12_000)
     rng = np.random.default_rng(1)
+    u = rng.random(2_000_000)
     obs, info = env.reset(seed=0)
-    episodes = 0
+    episodes = steps = finished_slots = prunes = cut = 0
+    ret = 0.0
     while episodes < 10_000:
         mask = info["action_mask"]
-        valid = np.flatnonzero(mask)
-        a = ANSWER if rng.random() < 0.05 else int(rng.choice(valid))
+        valid = np.flatnonzero(mask[1:]) + 1
+        x = u[steps % len(u)]
+        a = ANSWER if x < 0.04 or not valid.size else int(valid[int(x * 1e6) % valid.size])
         obs, r, term, trunc, info = env.step(a)
-        assert np.isfinite(r) and not info["invalid_action"]
+        steps += 1
+        ret += r
+        assert not info["invalid_action"]
+        if steps % 997 == 0:
+            assert env.observation_space.contains(obs)
         if term or trunc:
-            assert {"correct", "answer", "tokens", "width"} <= set(info)
+            want = float(info["correct"]) - default_gamma(info["beta"]) * info["tokens"] / 1e6
+            assert ret == pytest.approx(want, abs=1e-9)
+            ep = env._ep
+            live = [i for i in range(ep.n_open) if ep.revealed[i] >= 0 and not ep.pruned[i]]
+            assert obs["votes"].sum() == len(live)
+            cut += trunc
+            assert trunc == (info["tokens"] >= 12_000)
+            finished_slots += int(obs["finished"].sum())
+            prunes += int(obs["pruned"].sum())
             episodes += 1
+            ret = 0.0
             obs, info = env.reset()
+    assert steps > 100_000 and finished_slots > 0 and prunes > 0 and 0 < cut < episodes
 
 
 def test_budget_truncates_and_reward_sums_to_objective(real_store_dir):
@@ -188,22 +339,28 @@ def test_sc64_through_env_actions_costs_interval_overshoot(real_store, real_stor
     env = AutoTTSEnv(replay_dir=str(real_store_dir), model="Qwen3-1.7B", benchmark="aime25",
                      max_width=64)
     rs = real_store.load("Qwen3-1.7B", "aime25")
+    total_overshoot = 0
     for p in rs.problems[:10]:
         for seed in (0, 1):
             ref = Episode.from_seed(p, seed)
             finals = [p.vocab[ref.read()[0]] for _ in range(64)]
             order = branch_order(seed)
-            overshoot = sum(max(0, 500 * int(p.n_probes[b]) - int(p.tokens[b]))
+            overshoot = sum(max(0, p.probe_freq * int(p.n_probes[b]) - int(p.tokens[b]))
                             for b in order[:64])
             env.reset(options={"problem": p.index, "order_seed": seed})
-            for i in range(64):
+            for _ in range(64):
                 env.step(BRANCH)
+            for i in range(64):
                 while env.action_masks()[encode("continue", i, 64)]:
                     env.step(encode("continue", i, 64))
                 env.step(encode("probe", i, 64))
             *_, info = env.step(ANSWER)
             assert info["answer"] == majority(finals)
+            assert info["correct"] == (majority(finals) == p.gold_answer)
             assert info["tokens"] == ref.tokens + overshoot
+            total_overshoot += overshoot
+            assert info["width"] == 64 and info["max_depth"] == max(ref.depth)
+    assert total_overshoot > 0  # the two costs really differ on this data
 
 
 def test_render_modes(real_store_dir):
@@ -212,12 +369,72 @@ def test_render_modes(real_store_dir):
     env.step(BRANCH)
     env.step(encode("probe", 0, N))
     text = env.render()
-    assert "ans=#0" in text and "tokens=500" in text
+    assert "ans=#0" in text and "tokens=500" in text and "votes: #0:1" in text
     env = _env(real_store_dir, render_mode="rgb_array")
     env.reset(seed=0)
+    assert (env.render() == 255).all()  # nothing opened: a blank grid
     env.step(BRANCH)
+    env.step(encode("probe", 0, N))
     img = env.render()
-    assert img.dtype == np.uint8 and img.ndim == 3 and (img != 255).any()
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+    w = img.shape[1] // N
+    col0, rest = img[-1, w // 2], img[:, w:]
+    assert len(set(col0.tolist())) > 1 and (rest == 255).all()  # a coloured slot 0 only
+    env.step(encode("prune", 0, N))
+    pruned = env.render()[-1, w // 2]
+    assert len(set(pruned.tolist())) == 1 and pruned[0] < 255  # grey once pruned
+    with pytest.warns(UserWarning, match="render_mode"):
+        assert _env(real_store_dir).render() is None  # no render_mode: no view
+
+
+def test_max_steps_truncates_with_the_objective(real_store_dir):
+    env = _env(real_store_dir, max_steps=5, beta=0.2)
+    env.reset(seed=1)
+    ret = 0.0
+    for k in range(5):
+        _, r, term, trunc, info = env.step(BRANCH if k < 3 else encode("probe", k - 3, N))
+        ret += r
+    assert trunc and not term and info["width"] == 3 and info["tokens"] == 1500
+    want = float(info["correct"]) - default_gamma(0.2) * 1500 / 1e6
+    assert ret == pytest.approx(want, abs=1e-12)
+
+
+def test_default_gamma_is_monotone_from_2_to_005():
+    g = [default_gamma(b) for b in np.linspace(0, 1, 11)]
+    assert g[0] == pytest.approx(2.0) and g[-1] == pytest.approx(0.05)
+    assert all(x > y for x, y in itertools.pairwise(g))
+
+
+def test_reset_options_pin_the_episode(real_store_dir):
+    env = AutoTTSEnv(replay_dir=str(real_store_dir), max_width=N,
+                     benchmark=["aime24", "hmmt25"], beta=(0.1, 0.3))
+    betas = {float(env.reset(seed=s)[0]["beta"][0]) for s in range(20)}
+    assert len(betas) > 1 and all(0.1 <= b <= 0.3 for b in betas)
+    obs, _ = env.reset(options={"problem": 7, "order_seed": 11, "beta": 0.9,
+                                "model": "Qwen3-1.7B", "benchmark": "hmmt25"})
+    assert obs["beta"][0] == np.float32(0.9)
+    *_, info = env.step(ANSWER)
+    assert (info["model"], info["benchmark"], info["problem"], info["order_seed"],
+            info["beta"]) == ("Qwen3-1.7B", "hmmt25", 7, 11, 0.9)
+    assert info["answer"] is None and info["tokens"] == 0.0 and info["width"] == 0
+    with pytest.raises(ValueError, match="unknown reset options"):
+        env.reset(options={"problme": 3})
+    with pytest.raises(ValueError, match="problem"):
+        env.reset(options={"problem": 30, "model": "Qwen3-4B", "benchmark": "aime24"})
+    with pytest.raises(ValueError, match="match 0"):
+        env.reset(options={"problem": 0, "model": "Qwen3-4B", "benchmark": "aime25"})
+    # the same seed gives the same episode
+    a = env.reset(seed=4)[0], env._problem.index, env._order_seed
+    b = env.reset(seed=4)[0], env._problem.index, env._order_seed
+    assert a[1:] == b[1:]
+
+
+def test_synthetic_data_is_announced(real_store_dir):
+    from autotts_gym.data import bundled_store_dir
+
+    with pytest.warns(UserWarning, match="SYNTHETIC"):
+        env = AutoTTSEnv(replay_dir=str(bundled_store_dir()), max_width=N)
+    assert env.synthetic and not _env(real_store_dir).synthetic
 
 
 def test_bad_arguments_are_clear(real_store_dir):
@@ -225,6 +442,10 @@ def test_bad_arguments_are_clear(real_store_dir):
         _env(real_store_dir, max_width=500)
     with pytest.raises(ValueError, match="beta"):
         _env(real_store_dir, beta=1.5)
+    with pytest.raises(ValueError, match="token_budget must be positive or None, got 0"):
+        _env(real_store_dir, token_budget=0)
+    with pytest.raises(ValueError, match="kappa_probe must be >= 0"):
+        _env(real_store_dir, kappa_probe=-1)
     env = AutoTTSEnv(replay_dir=str(real_store_dir))
     with pytest.raises(ValueError, match="model"):
         env.reset(options={"problem": 0})
