@@ -148,6 +148,8 @@ class RoundMacroWrapper(gym.Wrapper):
             for slot in np.flatnonzero(self._dissenters()):
                 result = self._atomic(encode("prune", int(slot), N))
                 total += result[1]
+                if result[2] or result[3]:
+                    break
         obs, _, terminated, truncated, info = result
         if not (terminated or truncated) and self._rounds >= self.max_rounds:
             obs, r, terminated, _, info = self._atomic(ANSWER)
