@@ -17,6 +17,8 @@ def register(subparsers) -> None:
     imp.add_argument("--out", type=Path, required=True, help="the store directory")
     imp.add_argument("--model", help="model name to store under (default: the folder name)")
     imp.add_argument("--force", action="store_true", help="rewrite even if unchanged")
+    imp.add_argument("--normalize", default="none", choices=["none", "math"],
+                     help="merge spellings of one value in the answer vocabulary")
     imp.set_defaults(func=cmd_import)
 
     info = sub.add_parser("info", help="describe a replay store")
@@ -38,9 +40,12 @@ def register(subparsers) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from ..collect.normalize import get_normalizer
     from ..importer import import_sources
 
-    for r in import_sources(args.src, args.out, model=args.model, force=args.force):
+    for r in import_sources(args.src, args.out, model=args.model, force=args.force,
+                            normalizer=get_normalizer(args.normalize),
+                            normalizer_name=args.normalize):
         state = "unchanged (same sha256)" if r.skipped else "imported"
         print(f"{r.model}/{r.benchmark}: {state} -> {r.path}")
     return 0
