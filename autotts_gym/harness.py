@@ -65,9 +65,14 @@ class Results:
                        {**self.traces, **other.traces})
 
     def summary(self, reference_method: str = "SC@64") -> list[dict]:
+        """Per (model, benchmark, method, beta) rows (computed once per reference)."""
         from .report import summarize
 
-        return summarize(self.records, reference_method)
+        cache = self.__dict__.setdefault("_summaries", {})
+        key = (reference_method, len(self.records))
+        if key not in cache:
+            cache[key] = summarize(self.records, reference_method)
+        return cache[key]
 
     def write(self, out: Path | str, reference_method: str = "SC@64", plot: bool = True
               ) -> dict[str, Path]:

@@ -97,6 +97,14 @@ def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def _record_line(r: "EpisodeRecord") -> str:
+    return (f'{{"model": {json.dumps(r.model)}, "benchmark": {json.dumps(r.benchmark)}, '
+            f'"problem": {r.problem}, "seed": {r.seed}, "beta": {r.beta!r}, '
+            f'"method": {json.dumps(r.method)}, "answer": {json.dumps(r.answer)}, '
+            f'"correct": {"true" if r.correct else "false"}, "tokens": {r.tokens!r}, '
+            f'"steps": {r.steps}}}\n')
+
+
 def write_results(results: "Results", out: Path, reference_method: str = "SC@64",
                   plot: bool = True) -> dict[str, Path]:
     """records.jsonl, summary.csv, summary.md, frontier.png (and traces.jsonl)."""
@@ -104,8 +112,7 @@ def write_results(results: "Results", out: Path, reference_method: str = "SC@64"
     rows = results.summary(reference_method)
     paths = {"records": out / "records.jsonl", "summary_csv": out / "summary.csv",
              "summary_md": out / "summary.md", "plot": out / "frontier.png"}
-    write_text(paths["records"],
-               "".join(json.dumps(r.__dict__) + "\n" for r in results.records))
+    write_text(paths["records"], "".join(map(_record_line, results.records)))
     write_text(paths["summary_csv"], summary_csv(rows))
     note = ("> SYNTHETIC replay data (bundled generator output), not a real model.\n\n"
             if results.synthetic else "")

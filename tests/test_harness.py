@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import json
 import textwrap
 
 import numpy as np
@@ -188,7 +189,8 @@ def test_results_files(tmp_path, real_store):
     toks = [float(r["mean_tokens"]) for r in cmc]
     assert toks == sorted(toks) and all(float(r["tokens_vs_ref"]) < 1 for r in cmc)
     assert paths["plot"].stat().st_size > 10_000
-    assert sum(1 for _ in open(paths["records"])) == 30 * 5 * 4
+    lines = [json.loads(line) for line in open(paths["records"])]
+    assert lines == [r.__dict__ for r in res.records] and len(lines) == 30 * 5 * 4
     assert paths["traces"].exists()
     lo, hi = float(rows[0]["ci95_low"]), float(rows[0]["ci95_high"])
     assert lo <= float(rows[0]["accuracy_pct"]) <= hi
