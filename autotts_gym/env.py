@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -46,16 +46,18 @@ class AutoTTSEnv(gym.Env):
     ## Action Space
     ``Discrete(2 + 3N)`` (helpers in :mod:`autotts_gym.actions`):
 
-    | action      | name        | effect (admissible when)                                        |
-    |-------------|-------------|-----------------------------------------------------------------|
-    | 0           | ANSWER      | stop; aggregate the revealed answers (always)                   |
-    | 1           | BRANCH      | open the next branch, generate one interval, reveal nothing     |
-    |             |             | (fewer than N opened and branches left)                         |
-    | 2 + i       | CONTINUE(i) | generate one more interval on slot i (opened, unpruned, unfinished) |
-    | 2 + N + i   | PROBE(i)    | reveal slot i's answer at its current depth, costing          |
-    |             |             | ``kappa_probe`` (opened, unpruned, not yet revealed at that depth) |
-    | 2 + 2N + i  | PRUNE(i)    | deactivate slot i; it keeps its depth and answers but leaves  |
-    |             |             | the vote (opened, unpruned)                                      |
+    | action     | name        | effect (admissible when)                                 |
+    |------------|-------------|----------------------------------------------------------|
+    | 0          | ANSWER      | stop; aggregate the revealed answers (always)            |
+    | 1          | BRANCH      | open the next branch, generate one interval, reveal      |
+    |            |             | nothing (fewer than N opened and branches left)          |
+    | 2 + i      | CONTINUE(i) | generate one more interval on slot i (opened, unpruned,  |
+    |            |             | unfinished)                                              |
+    | 2 + N + i  | PROBE(i)    | reveal slot i's answer at its current depth, costing     |
+    |            |             | ``kappa_probe`` (opened, unpruned, not yet revealed at   |
+    |            |             | that depth)                                              |
+    | 2 + 2N + i | PRUNE(i)    | deactivate slot i; it keeps its depth and answers but    |
+    |            |             | leaves the vote (opened, unpruned)                       |
 
     Admissibility, from the atomic actions of ``spec/replay-semantics.md``: PROBE is
     admissible once per depth (a second PROBE at the same depth would reveal nothing new
@@ -104,18 +106,19 @@ class AutoTTSEnv(gym.Env):
     beta are drawn from the env's RNG; any of them can be pinned with
     ``reset(options={"problem": k, "order_seed": s, "beta": b, "model": m, "benchmark": bm})``
     (``model``/``benchmark`` are needed with ``problem`` only when the env holds several
-    replay sets; ``problem`` is the problem's index in its set).
+    replay sets; ``problem`` is the problem's index in its set). Without ``problem``, a
+    ``model`` or ``benchmark`` alone restricts the draw to the matching sets.
 
     ## Episode End
     Terminated on ANSWER. Truncated when the tokens spent reach ``token_budget`` (the
     step that crosses it is charged in full, so the final ``tokens`` may exceed the
     budget by what that step charged) or after ``max_steps`` steps (invalid ones included):
     the env then answers with the aggregator as ANSWER would and adds the correctness
-    term, so every episode's return is the objective above. Stepping after the end is
-    undefined (as in Gymnasium); call ``reset()``. The final ``info`` holds ``correct``,
-    ``answer``, ``tokens``, ``width`` (branches opened), ``max_depth``, ``mean_depth``
-    (over opened slots), ``problem``, ``order_seed``, ``beta``, ``model``, ``benchmark``
-    and ``steps``.
+    term, so every episode's return is the objective above. Stepping after the end warns
+    and is undefined (as in Gymnasium); call ``reset()``. The final ``info`` holds
+    ``correct``, ``answer``, ``tokens``, ``width`` (branches opened), ``max_depth``,
+    ``mean_depth`` (over opened slots), ``problem``, ``order_seed``, ``beta``, ``model``,
+    ``benchmark`` and ``steps``.
 
     ## Arguments
     * ``replay_dir``: a store or AutoTTS JSON folder (default: the resolution of
@@ -134,7 +137,7 @@ class AutoTTSEnv(gym.Env):
     * ``render_mode``: ``"ansi"`` or ``"rgb_array"``.
     """
 
-    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -229,6 +232,8 @@ class AutoTTSEnv(gym.Env):
                              "options 'model' and 'benchmark' as well as 'problem'")
         found = [rs for rs in self.sets
                  if (m is None or rs.model == m) and (b is None or rs.benchmark == b)]
+        if len(found) > 1 and "problem" not in options:  # e.g. a model pinned, not a set
+            return found[int(self.np_random.integers(len(found)))]
         if len(found) != 1:
             raise ValueError(f"options model={m!r}, benchmark={b!r} match {len(found)} of "
                              f"this env's replay sets ({[rs.key for rs in self.sets]})")
@@ -267,6 +272,7 @@ class AutoTTSEnv(gym.Env):
         self._beta = beta
         self._gamma = float(self.gamma_fn(beta)) / self.token_scale
         self._steps = 0
+        self._done = False
         N = self.N
         self._depth = np.zeros(N, np.float32)
         self._active = np.zeros(N, np.int8)
@@ -289,8 +295,14 @@ class AutoTTSEnv(gym.Env):
     def step(self, action):
         if self._ep is None:
             raise RuntimeError("call reset() before step()")
+        if self._done:
+            gym.logger.warn("step() called after the episode ended (terminated or "
+                            "truncated); call reset() first, the result is undefined")
         ep, N, mask = self._ep, self.N, self._mask
-        a = int(action)
+        try:
+            a = int(action)
+        except (TypeError, ValueError):  # not an action number at all: inadmissible
+            a = -1
         self._steps += 1
         before = ep.tokens
         reward = 0.0
@@ -331,6 +343,7 @@ class AutoTTSEnv(gym.Env):
                          or (cap is not None and self._steps >= cap))
         info: dict[str, Any] = {"action_mask": mask.copy(), "invalid_action": invalid}
         if terminated or truncated:
+            self._done = True
             answer = self._aggregate()
             correct = answer is not None and answer == self._problem.gold_answer
             reward += float(correct)
@@ -402,9 +415,9 @@ class AutoTTSEnv(gym.Env):
 
         if self._ep is None:
             raise RuntimeError("call reset() before render()")
-        view = dict(depth=self._depth, pruned=self._pruned, finished=self._finished,
-                    answer=self._answer, votes=self._votes, tokens=self._ep.tokens,
-                    max_depth=self.max_depth, beta=self._beta, n_open=self._ep.n_open)
+        view = {"depth": self._depth, "pruned": self._pruned, "finished": self._finished,
+                "answer": self._answer, "votes": self._votes, "tokens": self._ep.tokens,
+                "max_depth": self.max_depth, "beta": self._beta, "n_open": self._ep.n_open}
         if self.render_mode == "ansi":
             return render_ansi(**view)
         return render_rgb(**view)

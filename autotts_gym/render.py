@@ -19,7 +19,7 @@ def render_ansi(depth, pruned, finished, answer, votes, tokens, max_depth, beta,
     width = 40
     lines = [f"AutoTTS  beta={beta:.2f}  opened={n_open}  tokens={tokens:,.0f}"]
     for i in range(n_open):
-        fill = int(round(width * depth[i] / max_depth))
+        fill = int(width * depth[i] / max_depth + 0.5)
         state = "pruned" if pruned[i] else ("done" if finished[i] else "live")
         ans = "-" if answer[i] < 0 else ("other" if answer[i] >= len(depth) else f"#{answer[i]}")
         lines.append(f"{i:3d} |{'#' * fill}{'.' * (width - fill)}| d={int(depth[i]):3d} "
@@ -40,7 +40,7 @@ def render_rgb(depth, pruned, finished, answer, votes, tokens, max_depth, beta, 
     cell_w, h = 8, 160
     img = np.full((h, n * cell_w, 3), 255, dtype=np.uint8)
     for i in range(n_open):
-        top = h - int(round(h * depth[i] / max_depth))
+        top = h - int(h * depth[i] / max_depth + 0.5)
         x0, x1 = i * cell_w + 1, (i + 1) * cell_w - 1
         if pruned[i]:
             color = _PRUNED

@@ -9,6 +9,7 @@ overhead measured alone, all on one core.
 from __future__ import annotations
 
 import argparse
+import shutil
 import time
 
 import gymnasium as gym
@@ -47,21 +48,28 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300_000)
     args = ap.parse_args()
     store = real_store_dir()
+    try:
+        _bench(store, args.steps)
+    finally:
+        shutil.rmtree(store, ignore_errors=True)
+
+
+def _bench(store, steps: int) -> None:
     raw = AutoTTSEnv(replay_dir=str(store))
-    sps, eps = run(raw, args.steps)
+    sps, eps = run(raw, steps)
     print(f"raw env:       {sps:10,.0f} steps/s  ({eps} episodes, all 9 sets, N=64)")
-    sps, _ = run(raw, args.steps, masks_method=True)
+    sps, _ = run(raw, steps, masks_method=True)
     print(f"raw env:       {sps:10,.0f} steps/s  (mask via action_masks(), as MaskablePPO)")
-    sps, eps = run(AutoTTSEnv(replay_dir=str(store), max_width=16), args.steps)
+    sps, eps = run(AutoTTSEnv(replay_dir=str(store), max_width=16), steps)
     print(f"raw env:       {sps:10,.0f} steps/s  ({eps} episodes, all 9 sets, N=16)")
     made = gym.make("autotts_gym:AutoTTS-v0", replay_dir=str(store))
-    sps2, _ = run(made, args.steps)
+    sps2, _ = run(made, steps)
     print(f"via gym.make:  {sps2:10,.0f} steps/s  (N=64, with its wrappers)")
     mask = raw.action_masks()
     t0 = time.perf_counter()
-    for _ in range(args.steps):
+    for _ in range(steps):
         np.flatnonzero(mask)
-    print(f"policy alone:  {args.steps / (time.perf_counter() - t0):10,.0f} calls/s "
+    print(f"policy alone:  {steps / (time.perf_counter() - t0):10,.0f} calls/s "
           "(np.flatnonzero of the mask)")
 
 

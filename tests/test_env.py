@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -135,8 +136,8 @@ def test_masks_equal_admissible_set_brute_force(real_store_dir):
             if kind == "probe":
                 probed_at[slot] = env._ep.depth[slot]
     assert checked > 2000
-    # out-of-range actions are inadmissible too, and never raise
-    for a in (-1, 2 + 3 * n, 10**6):
+    # out-of-range and non-numeric actions are inadmissible too, and never raise
+    for a in (-1, 2 + 3 * n, 10**6, None, "x"):
         _, r, term, _, info = env.step(a)
         assert info["invalid_action"] and r == -env.invalid_action_penalty and not term
 
@@ -289,8 +290,11 @@ def test_random_masked_policy_10000_episodes(real_store_dir):
     obs, info = env.reset(seed=0)
     episodes = steps = finished_slots = prunes = cut = 0
     ret = 0.0
+    probed_at = [-1] * 16
     while episodes < 10_000:
         mask = info["action_mask"]
+        if steps % 3 == 0:  # the incremental mask against the rules on the core's state
+            assert np.array_equal(mask, _rules_mask(env._ep, probed_at, 16))
         valid = np.flatnonzero(mask[1:]) + 1
         x = u[steps % len(u)]
         a = ANSWER if x < 0.04 or not valid.size else int(valid[int(x * 1e6) % valid.size])
@@ -298,12 +302,22 @@ def test_random_masked_policy_10000_episodes(real_store_dir):
         steps += 1
         ret += r
         assert not info["invalid_action"]
+        if a >= 2 + 16 and a < 2 + 32:
+            probed_at[a - 18] = env._ep.depth[a - 18]
         if steps % 997 == 0:
             assert env.observation_space.contains(obs)
         if term or trunc:
+            ep = env._ep
+            k = ep.n_open  # the incremental observation against the core's state
+            assert obs["depth"][:k].tolist() == ep.depth and not obs["depth"][k:].any()
+            assert obs["pruned"][:k].tolist() == ep.pruned
+            assert obs["finished"][:k].tolist() == ep.finished
+            assert obs["active"][:k].tolist() == [
+                not (p or f) for p, f in zip(ep.pruned, ep.finished)]
+            assert obs["tokens"][0] == np.float32(ep.tokens / 1e6)
+            probed_at = [-1] * 16
             want = float(info["correct"]) - default_gamma(info["beta"]) * info["tokens"] / 1e6
             assert ret == pytest.approx(want, abs=1e-9)
-            ep = env._ep
             live = [i for i in range(ep.n_open) if ep.revealed[i] >= 0 and not ep.pruned[i]]
             assert obs["votes"].sum() == len(live)
             cut += trunc
@@ -331,36 +345,72 @@ def test_budget_truncates_and_reward_sums_to_objective(real_store_dir):
     assert obs["budget_left"][0] == 0.0
 
 
+def _play_sc64(env: AutoTTSEnv, problem: int, seed: int) -> dict:
+    """SC@64 as env actions: BRANCH x64, CONTINUE each slot to its end, PROBE each, ANSWER."""
+    env.reset(options={"problem": problem, "order_seed": seed})
+    for _ in range(64):
+        env.step(BRANCH)
+    for i in range(64):
+        cont = encode("continue", i, 64)
+        while env.action_masks()[cont]:
+            env.step(cont)
+        env.step(encode("probe", i, 64))
+    *_, term, _, info = env.step(ANSWER)
+    assert term
+    return info
+
+
+def _overshoot(p, seed: int) -> int:
+    """What the interval view charges beyond a whole read: sum of max(0, 500 L - tokens)."""
+    return sum(max(0, p.probe_freq * int(p.n_probes[b]) - int(p.tokens[b]))
+               for b in branch_order(seed)[:64])
+
+
 def test_sc64_through_env_actions_costs_interval_overshoot(real_store, real_store_dir):
-    """Same accuracy as SC@64 exactly; tokens = SC@64's + sum of max(0, 500 L - tokens)."""
+    """Per episode, the same answer as the SC@64 controller (agents.baselines.sc) run
+    through a Session on the same order; tokens = its tokens + the interval overshoot."""
+    from autotts_agents.baselines.sc import SelfConsistency
+
     from autotts_gym.core import Episode
-    from autotts_gym.voting import majority
+    from autotts_gym.session import Session
 
     env = AutoTTSEnv(replay_dir=str(real_store_dir), model="Qwen3-1.7B", benchmark="aime25",
                      max_width=64)
     rs = real_store.load("Qwen3-1.7B", "aime25")
-    total_overshoot = 0
-    for p in rs.problems[:10]:
-        for seed in (0, 1):
-            ref = Episode.from_seed(p, seed)
-            finals = [p.vocab[ref.read()[0]] for _ in range(64)]
-            order = branch_order(seed)
-            overshoot = sum(max(0, p.probe_freq * int(p.n_probes[b]) - int(p.tokens[b]))
-                            for b in order[:64])
-            env.reset(options={"problem": p.index, "order_seed": seed})
-            for _ in range(64):
-                env.step(BRANCH)
-            for i in range(64):
-                while env.action_masks()[encode("continue", i, 64)]:
-                    env.step(encode("continue", i, 64))
-                env.step(encode("probe", i, 64))
-            *_, info = env.step(ANSWER)
-            assert info["answer"] == majority(finals)
-            assert info["correct"] == (majority(finals) == p.gold_answer)
-            assert info["tokens"] == ref.tokens + overshoot
-            total_overshoot += overshoot
-            assert info["width"] == 64 and info["max_depth"] == max(ref.depth)
+    total_overshoot = correct = 0
+    for p in rs.problems:
+        for seed in (0, 1, 2):
+            ep = Episode.from_seed(p, seed)
+            answer = SelfConsistency(64).solve(Session(ep, beta=0.5))
+            info = _play_sc64(env, p.index, seed)
+            assert info["answer"] == answer
+            assert info["correct"] == (answer == p.gold_answer)
+            assert info["tokens"] == ep.tokens + _overshoot(p, seed)
+            assert info["width"] == 64 and info["max_depth"] == max(ep.depth)
+            total_overshoot += _overshoot(p, seed)
+            correct += info["correct"]
     assert total_overshoot > 0  # the two costs really differ on this data
+    assert 0 < correct < 90
+
+
+@pytest.mark.slow
+def test_sc64_through_env_actions_matches_table1(real_store, real_store_dir, reference_rows):
+    """Over the protocol's 100 seeds, the env-played SC@64 has the published accuracy
+    exactly and the published tokens plus the mean interval overshoot."""
+    model, bench = "Qwen3-4B", "aime24"
+    want = next(r for r in reference_rows if (r["model"], r["benchmark"], r["method"])
+                == (model, bench, "SC@64"))
+    env = AutoTTSEnv(replay_dir=str(real_store_dir), model=model, benchmark=bench,
+                     max_width=64)
+    problems = real_store.load(model, bench).problems
+    accs, toks, overs = [], [], []
+    for seed in range(100):
+        infos = [_play_sc64(env, p.index, seed) for p in problems]
+        accs.append(np.mean([i["correct"] for i in infos]))
+        toks.append(np.mean([i["tokens"] for i in infos]))
+        overs.append(np.mean([_overshoot(p, seed) for p in problems]))
+    assert f"{100 * np.mean(accs):.2f}" == want["spec_accuracy_pct"]
+    assert abs(np.mean(toks) - np.mean(overs) - float(want["spec_mean_tokens"])) <= 1
 
 
 def test_render_modes(real_store_dir):
@@ -423,6 +473,12 @@ def test_reset_options_pin_the_episode(real_store_dir):
         env.reset(options={"problem": 30, "model": "Qwen3-4B", "benchmark": "aime24"})
     with pytest.raises(ValueError, match="match 0"):
         env.reset(options={"problem": 0, "model": "Qwen3-4B", "benchmark": "aime25"})
+    # a model alone (no problem) draws among that model's sets
+    drawn = set()
+    for s in range(30):
+        env.reset(seed=s, options={"model": "Qwen3-0.6B"})
+        drawn.add((env._set.model, env._set.benchmark))
+    assert drawn == {("Qwen3-0.6B", "aime24"), ("Qwen3-0.6B", "hmmt25")}
     # the same seed gives the same episode
     a = env.reset(seed=4)[0], env._problem.index, env._order_seed
     b = env.reset(seed=4)[0], env._problem.index, env._order_seed
@@ -449,3 +505,16 @@ def test_bad_arguments_are_clear(real_store_dir):
     env = AutoTTSEnv(replay_dir=str(real_store_dir))
     with pytest.raises(ValueError, match="model"):
         env.reset(options={"problem": 0})
+
+
+def test_step_after_the_end_warns(real_store_dir):
+    env = _env(real_store_dir)
+    env.reset(seed=0)
+    env.step(BRANCH)
+    assert env.step(ANSWER)[2]
+    with pytest.warns(UserWarning, match="after the episode ended"):
+        env.step(BRANCH)
+    env.reset(seed=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env.step(BRANCH)  # a fresh episode steps without a warning
