@@ -382,16 +382,26 @@ class EpisodeBatch:
         fin[r] = self.finished[r, s]
         return ok, slot, ans, fin
 
-    def advance(self, mask: np.ndarray, probe: bool = True) -> np.ndarray:
+    def _masked(self, mask: np.ndarray, rows: np.ndarray | None):
+        """(local rows, batch rows, slots) of the opened slots set in ``mask``.
+
+        ``mask`` covers every row, or only ``rows`` (an index array) when given.
+        """
+        rl, s = np.nonzero(mask)
+        r = rl if rows is None else np.asarray(rows)[rl]
+        keep = s < self.n_open[r]
+        return rl[keep], r[keep], s[keep]
+
+    def advance(self, mask: np.ndarray, probe: bool = True,
+                rows: np.ndarray | None = None) -> np.ndarray:
         """CONTINUE every masked opened slot (then PROBE it if ``probe``).
 
         Finished slots stay as they are at no cost (and re-reveal their final answer).
-        Returns the revealed answers, shaped like ``mask`` (-1 where not masked).
+        ``mask`` is (E, W), or (len(rows), W) for the rows listed in ``rows``. Returns the
+        revealed answers, shaped like ``mask`` (-1 where not masked).
         """
         mask = np.asarray(mask, dtype=bool)
-        r, s = np.nonzero(mask)
-        keep = s < self.n_open[r]
-        r, s = r[keep], s[keep]
+        rl, r, s = self._masked(mask, rows)
         self.steps += np.bincount(r, minlength=self.n_rows)
         go = ~self.finished[r, s]
         rg, sg = r[go], s[go]
@@ -403,7 +413,7 @@ class EpisodeBatch:
         if probe:
             a = self._answer(r, s, self.depth[r, s])
             self.revealed[r, s] = a
-            out[r, s] = a
+            out[rl, s] = a
             if self.kappa_probe:
                 self.tokens += self.kappa_probe * np.bincount(r, minlength=self.n_rows)
         return out
@@ -423,11 +433,9 @@ class EpisodeBatch:
         out[r, s] = a
         return out
 
-    def prune(self, mask: np.ndarray) -> None:
-        """PRUNE every masked opened slot."""
-        r, s = np.nonzero(np.asarray(mask, dtype=bool))
-        keep = s < self.n_open[r]
-        r, s = r[keep], s[keep]
+    def prune(self, mask: np.ndarray, rows: np.ndarray | None = None) -> None:
+        """PRUNE every masked opened slot (``mask`` over all rows, or over ``rows``)."""
+        _, r, s = self._masked(np.asarray(mask, dtype=bool), rows)
         self.steps += np.bincount(r, minlength=self.n_rows)
         self.pruned[r, s] = True
 

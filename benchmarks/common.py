@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -15,5 +17,6 @@ def real_store_dir() -> Path:
     from autotts_gym.importer import import_sources
 
     out = Path(tempfile.mkdtemp(prefix="autotts-bench-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
     import_sources(SHARED / "replay" / "autotts", out)
     return out

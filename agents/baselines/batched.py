@@ -156,44 +156,44 @@ def parallel_probe_batch(batch: EpisodeBatch, num_chains: int = 64, T: int = 40,
     running = chain.any(axis=1)
     out[~running] = NONE
     for step in range(max_steps):
-        if not running.any():
+        # only the rows still running take part: gather their state, step, scatter back
+        idx = np.flatnonzero(running)
+        if idx.size == 0:
             break
-        live = running[:, None] & chain & ~prn
+        ch, lat, of = chain[idx], latest[idx], off[idx]
+        pv = prev[idx]
+        live = ch & ~prn[idx]
         for _ in range(probe_burst):
-            mask = live & ~fin
+            mask = live & ~fin[idx]
             if not mask.any():
                 break
-            got = batch.advance(mask)
-            latest = np.where(mask, got, latest)
-        active = running[:, None] & chain & ~prn
-        none_active = running & ~active.any(axis=1)
-        out[none_active] = prev[none_active]
-        running &= ~none_active
-        active &= running[:, None]
-        winner = batch_majority(np.where(active, latest, NONE), V)[0]
+            got = batch.advance(mask, rows=idx)
+            lat = np.where(mask, got, lat)
+        fin_i = fin[idx]
+        active = live
+        go = active.any(axis=1)  # (b) nothing active: stop with the previous winner
+        winner = batch_majority(np.where(active, lat, NONE), V)[0]
         if step >= warm_up:
-            judge = running & (active.sum(axis=1) > 1)
-            cand = active & ~fin & judge[:, None]
-            off = np.where(cand, np.where(latest != winner[:, None], off + 1, 0), off)
-            cut = cand & (off >= prune_patience)
+            cand = active & ~fin_i & (go & (active.sum(axis=1) > 1))[:, None]
+            of = np.where(cand, np.where(lat != winner[:, None], of + 1, 0), of)
+            cut = cand & (of >= prune_patience)
             if cut.any():
-                batch.prune(cut)
+                batch.prune(cut, rows=idx)
                 rows = cut.any(axis=1)
-                active = running[:, None] & chain & ~prn
-                emptied = rows & ~active.any(axis=1)
-                out[emptied] = prev[emptied]
-                running &= ~emptied
-                rows &= running
-                w2 = batch_majority(np.where(active[rows], latest[rows], NONE), V)[0]
-                winner[rows] = w2
-        stable = np.where(running & (winner == prev), stable + 1, 0)
-        prev = np.where(running, winner, prev)
-        won = running & (stable >= T)
-        out[won] = winner[won]
-        running &= ~won
-        exhausted = running & ~(chain & ~fin & ~prn).any(axis=1)
-        out[exhausted] = prev[exhausted]
-        running &= ~exhausted
+                active = active & ~cut
+                go &= ~(rows & ~active.any(axis=1))
+                rows &= go
+                winner[rows] = batch_majority(np.where(active[rows], lat[rows], NONE), V)[0]
+        st = np.where(winner == pv, stable[idx] + 1, 0)
+        won = go & (st >= T)
+        exhausted = go & ~won & ~(ch & ~fin_i & ~prn[idx]).any(axis=1)
+        out[idx[~go]] = pv[~go]
+        out[idx[won]] = winner[won]
+        out[idx[exhausted]] = winner[exhausted]
+        latest[idx], off[idx] = lat, of
+        stable[idx] = np.where(go, st, stable[idx])
+        prev[idx] = np.where(go, winner, pv)
+        running[idx] = go & ~won & ~exhausted
     out[running] = prev[running]
     return np.where(out == -2, NONE, out)
 
@@ -232,52 +232,57 @@ def cmc_batch(batch: EpisodeBatch, beta: float) -> np.ndarray:
     out = np.full(E, -2, dtype=np.int64)
     running = _all(batch)
     alpha = s.ema_alpha
-    rows_all = np.arange(E)
     for step in range(500):
-        if not running.any():
+        # only the rows still running take part: gather their state, step, scatter back
+        idx = np.flatnonzero(running)
+        if idx.size == 0:
             break
-        opened = slot_idx < batch.n_open[:, None]
-        # (a)
-        winner, conf = pool()
+        loc = np.arange(idx.size)
+        fin_i, rev_i = fin[idx], rev[idx]
+        ab, dis, pr = aband[idx], disagree[idx], probes[idx]
+        em, hi, hl = ema[idx], hist[idx], hlen[idx]
+        opened = slot_idx < batch.n_open[idx, None]
+        # (a) momentum of the pool's confidence
+        w, t, sc = comp.top(idx)
+        conf = np.where(w >= 0, table[t, sc], 0.0)
         warm = step >= s.warm_up
-        ema = np.where(running, (1 - alpha) * ema + alpha * conf, ema)
-        full = hlen >= s.T_ema
-        shift = running & full
-        hist[shift, :-1] = hist[shift, 1:]
-        pos = np.where(full, s.T_ema - 1, hlen)
-        hist[rows_all[running], pos[running]] = ema[running]
-        hlen = np.where(running & ~full, hlen + 1, hlen)
-        live = running[:, None] & opened & ~fin & ~aband
-        # (b)
+        em = (1 - alpha) * em + alpha * conf
+        full = hl >= s.T_ema
+        hi[full, :-1] = hi[full, 1:]
+        hi[loc, np.where(full, s.T_ema - 1, hl)] = em
+        hl = np.where(full, hl, hl + 1)
+        live = opened & ~fin_i & ~ab
+        # (b) abandon persistent dissenters, most disagreeing first
         if warm:
-            judge = (running & (winner >= 0))[:, None] & live
-            disagree = np.where(judge, np.where(rev != winner[:, None],
-                                                disagree + 1, 0), disagree)
-            stale = judge & (disagree >= s.abandon_patience)
+            judge = (w >= 0)[:, None] & live
+            dis = np.where(judge, np.where(rev_i != w[:, None], dis + 1, 0), dis)
+            stale = judge & (dis >= s.abandon_patience)
             n_cut = np.maximum(0, live.sum(axis=1) - 2)
             rows = np.nonzero(stale.any(axis=1) & (n_cut > 0))[0]
             if rows.size:
-                key = np.where(stale[rows], -disagree[rows] * (S + 1) + slot_idx, 1 << 40)
+                key = np.where(stale[rows], -dis[rows] * (S + 1) + slot_idx, 1 << 40)
                 rank = np.empty_like(key)
                 np.put_along_axis(rank, np.argsort(key, axis=1, kind="stable"),
                                   np.arange(S)[None, :].repeat(rows.size, 0), axis=1)
-                cut = np.zeros((E, S), dtype=bool)
+                cut = np.zeros((idx.size, S), dtype=bool)
                 cut[rows] = stale[rows] & (rank < n_cut[rows, None])
-                aband |= cut
-                batch.prune(cut)
+                ab |= cut
+                batch.prune(cut, rows=idx)
                 live &= ~cut
         # (c) depth, deepest first; completions recorded in that order
-        aligned = live & (warm & (winner >= 0))[:, None] & (rev == winner[:, None])
+        aligned = live & ((w >= 0) & warm)[:, None] & (rev_i == w[:, None])
         n_adv = np.where(live, np.where(aligned, s.burst_aligned, 1), 0)
-        before = probes.copy()
-        finished_now = np.zeros((E, S), dtype=bool)
+        before = pr.copy()
+        finished_now = np.zeros((idx.size, S), dtype=bool)
         for k in range(int(n_adv.max(initial=0))):
-            mask = (n_adv > k) & ~fin
+            mask = (n_adv > k) & ~fin_i
             if not mask.any():
                 break
-            batch.advance(mask)
-            probes += mask
-            finished_now |= mask & fin
+            batch.advance(mask, rows=idx)
+            pr += mask
+            fin_i = fin[idx]
+            finished_now |= mask & fin_i
+        rev_i = rev[idx]
         fr = np.nonzero(finished_now.any(axis=1))[0]
         if fr.size:
             key = np.where(finished_now[fr], -before[fr] * (S + 1) + slot_idx, 1 << 40)
@@ -285,27 +290,27 @@ def cmc_batch(batch: EpisodeBatch, beta: float) -> np.ndarray:
             counts = finished_now[fr].sum(axis=1)
             for k in range(int(counts.max())):
                 has = counts > k
-                r = fr[has]
-                sl = order[has, k]
-                comp.add(r, rev[r, sl].astype(np.int64))
-        # (d)
-        winner, conf = pool()
-        ema = np.where(running, (1 - alpha) * ema + alpha * conf, ema)
-        last = np.maximum(hlen - 1, 0)
-        hist[rows_all[running], last[running]] = ema[running]
-        delta = np.where(hlen >= 2, hist[rows_all, last] - hist[:, 0], 0.0)
-        # (e)
-        stop = running & warm & (comp.n >= s.min_complete) & (ema >= s.conf_thresh) & (
+                comp.add(idx[fr[has]], rev_i[fr[has], order[has, k]].astype(np.int64))
+        # (d) second momentum update, replacing the newest value
+        w, t, sc = comp.top(idx)
+        conf = np.where(w >= 0, table[t, sc], 0.0)
+        em = (1 - alpha) * em + alpha * conf
+        last = np.maximum(hl - 1, 0)
+        hi[loc, last] = em
+        delta = np.where(hl >= 2, hi[loc, last] - hi[:, 0], 0.0)
+        aband[idx], disagree[idx], probes[idx] = ab, dis, pr
+        ema[idx], hist[idx], hlen[idx] = em, hi, hl
+        # (e) stop gate
+        stop = warm & (comp.n[idx] >= s.min_complete) & (em >= s.conf_thresh) & (
             delta >= -s.delta_slack)
-        out[stop] = winner[stop]
-        running &= ~stop
-        # (f)
-        opened = slot_idx < batch.n_open[:, None]
-        spent = running & ~(opened & ~fin & ~aband).any(axis=1)
-        running &= ~spent
-        # (g)
-        widen = (running & (batch.n_open < s.max_branch_use) & (delta <= s.trend_thresh)
-                 & (step >= max(1, s.warm_up // 2)) & (ema < s.conf_thresh))
+        out[idx[stop]] = w[stop]
+        # (f) nothing left to run
+        go = ~stop & (opened & ~fin_i & ~ab).any(axis=1)
+        running[idx] = go
+        # (g) widen while confidence is low and not rising
+        widen = np.zeros(E, dtype=bool)
+        widen[idx] = go & (batch.n_open[idx] < s.max_branch_use) & (
+            delta <= s.trend_thresh) & (step >= max(1, s.warm_up // 2)) & (em < s.conf_thresh)
         for _ in range(s.widen_burst):
             widen &= batch.n_open < s.max_branch_use
             if not widen.any():
