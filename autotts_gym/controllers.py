@@ -13,10 +13,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 
 class ControllerError(ValueError):
@@ -54,7 +55,7 @@ def _module_from_file(path: Path) -> ModuleType:
     return module
 
 
-def load_controller(spec: "str | Path | ModuleType | Callable | ControllerSpec",
+def load_controller(spec: str | Path | ModuleType | Callable | ControllerSpec,
                     name: str | None = None) -> ControllerSpec:
     """Resolve a registry name (``cmc``), module path (``pkg.mod``), file (``x.py``),
     module object or ``make_controller`` callable into a :class:`ControllerSpec`."""

@@ -23,9 +23,9 @@ branches in opening order: slot ``i`` is stored branch ``order[i]``.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 
@@ -82,7 +82,7 @@ class ProblemTables:
         return self.problem.vocab
 
     @classmethod
-    def from_problem(cls, problem: Problem) -> "ProblemTables":
+    def from_problem(cls, problem: Problem) -> ProblemTables:
         L = problem.n_probes.astype(np.int64)
         B = L.shape[0]
         D = int(L.max()) + 1
@@ -132,8 +132,19 @@ class Episode:
     """
 
     __slots__ = (
-        "tables", "order", "kappa_probe", "tokens", "n_open", "depth", "finished",
-        "pruned", "revealed", "_ans", "_cost", "_fin", "_read",
+        "_ans",
+        "_cost",
+        "_fin",
+        "_read",
+        "depth",
+        "finished",
+        "kappa_probe",
+        "n_open",
+        "order",
+        "pruned",
+        "revealed",
+        "tables",
+        "tokens",
     )
 
     def __init__(self, tables: ProblemTables, order: Sequence[int], kappa_probe: float = 0.0):
@@ -156,7 +167,7 @@ class Episode:
         self._read = tables.read_cost_list
 
     @classmethod
-    def from_seed(cls, problem: Problem, seed: int, kappa_probe: float = 0.0) -> "Episode":
+    def from_seed(cls, problem: Problem, seed: int, kappa_probe: float = 0.0) -> Episode:
         t = tables_for(problem)
         return cls(t, branch_order(seed, t.n_branches), kappa_probe)
 
@@ -327,7 +338,7 @@ class EpisodeBatch:
         problems: Sequence[Problem],
         seeds: Sequence[int],
         kappa_probe: float = 0.0,
-    ) -> "EpisodeBatch":
+    ) -> EpisodeBatch:
         """Every problem under every seed; row ``p * len(seeds) + s``."""
         tables = [tables_for(p) for p in problems]
         S = max(t.n_branches for t in tables)

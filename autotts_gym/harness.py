@@ -20,12 +20,12 @@ from __future__ import annotations
 import inspect
 import multiprocessing as mp
 import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import gymnasium as gym
-
 import numpy as np
 
 from .controllers import ControllerError, ControllerSpec, instantiate, load_controller
@@ -60,7 +60,7 @@ class Results:
     synthetic: bool = False
     traces: dict[tuple, list[dict]] = field(default_factory=dict)
 
-    def __add__(self, other: "Results") -> "Results":
+    def __add__(self, other: Results) -> Results:
         return Results(self.records + other.records, self.synthetic or other.synthetic,
                        {**self.traces, **other.traces})
 
@@ -323,8 +323,15 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="unit", leave=False)
 
 
-__all__ = ["evaluate", "evaluate_many", "EpisodeRecord", "GymPolicy", "HarnessError", "Results",
-           "ControllerError"]
+__all__ = [
+    "ControllerError",
+    "EpisodeRecord",
+    "GymPolicy",
+    "HarnessError",
+    "Results",
+    "evaluate",
+    "evaluate_many",
+]
 
 
 def seeds_arg(text: str) -> list[int]:

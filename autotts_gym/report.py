@@ -6,8 +6,9 @@ import csv
 import io
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import stats
@@ -21,7 +22,7 @@ SUMMARY_FIELDS = ["model", "benchmark", "method", "beta", "accuracy_pct", "ci95_
                   "ci95_high", "mean_tokens", "tokens_vs_ref", "seeds", "problems"]
 
 
-def summarize(records: Sequence["EpisodeRecord"], reference_method: str = "SC@64") -> list[dict]:
+def summarize(records: Sequence[EpisodeRecord], reference_method: str = "SC@64") -> list[dict]:
     """One row per (model, benchmark, method, beta).
 
     Accuracy: per seed the fraction of problems answered correctly, then the mean over
@@ -97,7 +98,7 @@ def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
-def _record_line(r: "EpisodeRecord") -> str:
+def _record_line(r: EpisodeRecord) -> str:
     return (f'{{"model": {json.dumps(r.model)}, "benchmark": {json.dumps(r.benchmark)}, '
             f'"problem": {r.problem}, "seed": {r.seed}, "beta": {r.beta!r}, '
             f'"method": {json.dumps(r.method)}, "answer": {json.dumps(r.answer)}, '
@@ -105,7 +106,7 @@ def _record_line(r: "EpisodeRecord") -> str:
             f'"steps": {r.steps}}}\n')
 
 
-def write_results(results: "Results", out: Path, reference_method: str = "SC@64",
+def write_results(results: Results, out: Path, reference_method: str = "SC@64",
                   plot: bool = True) -> dict[str, Path]:
     """records.jsonl, summary.csv, summary.md, frontier.png (and traces.jsonl)."""
     out.mkdir(parents=True, exist_ok=True)

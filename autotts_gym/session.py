@@ -157,4 +157,4 @@ class Session:
             )
 
 
-__all__ = ["Session", "StepLimitExceeded", "TraceEvent", "ReplayError"]
+__all__ = ["ReplayError", "Session", "StepLimitExceeded", "TraceEvent"]

@@ -11,8 +11,9 @@
 from __future__ import annotations
 
 from collections import Counter
-from functools import lru_cache
-from typing import Hashable, Sequence, TypeVar
+from collections.abc import Hashable, Sequence
+from functools import cache
+from typing import TypeVar
 
 import numpy as np
 from scipy.special import betainc
@@ -35,7 +36,7 @@ def top_two(answers: Sequence[A]) -> tuple[A | None, int, int]:
     return mc[0][0], mc[0][1], (mc[1][1] if len(mc) > 1 else 0)
 
 
-@lru_cache(maxsize=None)
+@cache
 def beta_confidence(a: int, b: int) -> float:
     """``1 - I_0.5(a + 1, b + 1)``; 0 when ``a == 0``."""
     if a <= 0:

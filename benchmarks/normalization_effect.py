@@ -13,11 +13,12 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from common import SHARED
+
 from autotts_gym.collect.normalize import get_normalizer
 from autotts_gym.harness import evaluate_many
 from autotts_gym.importer import import_sources
 from autotts_gym.store import ReplayStore
-from common import SHARED
 
 
 def store(normalizer: str) -> ReplayStore:

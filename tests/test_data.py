@@ -245,7 +245,7 @@ def test_checksum_mismatch_names_file_expected_and_got(tmp_path, replay_json_dir
 
 def test_http_404_names_the_url(tmp_path, replay_json_dir):
     name = "Qwen3-9B/aime24.json"
-    with _server(replay_json_dir) as (url, _):  # noqa: SIM117 (url comes from the server)
+    with _server(replay_json_dir) as (url, _):
         with pytest.raises(DownloadError, match=re.escape(f"{url}/{name}: HTTP 404")):
             download_release(tmp_path, base_url=url, files=[name], sha256=None)
 

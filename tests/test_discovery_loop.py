@@ -10,10 +10,8 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
-
 from autotts_agents.discovery.codecheck import check_code, check_reply, extract_code
 from autotts_agents.discovery.explorer import START, AnthropicExplorer, OfflineExplorer, render
 from autotts_agents.discovery.history import History

@@ -6,7 +6,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from autotts_agents.discovery.codecheck import check_code
 from autotts_agents.discovery.sandbox import Limits, evaluate_in_sandbox
 

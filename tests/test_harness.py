@@ -7,7 +7,6 @@ import importlib
 import json
 import textwrap
 
-import numpy as np
 import pytest
 
 from autotts_gym.actions import ANSWER, BRANCH, encode

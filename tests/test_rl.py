@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from autotts_agents.rl.features import SlotSetExtractor
 from autotts_agents.rl.train import TrainConfig, load_policy, train
+
 from autotts_gym.env import AutoTTSEnv
 from autotts_gym.harness import evaluate
 from autotts_gym.wrappers import MACRO_ACTIONS, RoundMacroWrapper

@@ -4,7 +4,12 @@ import numpy as np
 import scipy.stats
 
 from autotts_gym.voting import (
-    batch_majority, beta_confidence, confidence_table, majority, top_two, vote,
+    batch_majority,
+    beta_confidence,
+    confidence_table,
+    majority,
+    top_two,
+    vote,
 )
 
 
@@ -16,8 +21,8 @@ def test_majority_first_seen_tie_break():
 
 
 def test_beta_confidence_matches_scipy_beta_cdf():
-    for a in range(0, 12):
-        for b in range(0, a + 1):
+    for a in range(12):
+        for b in range(a + 1):
             want = 0.0 if a == 0 else 1 - scipy.stats.beta.cdf(0.5, a + 1, b + 1)
             assert abs(beta_confidence(a, b) - want) < 1e-12
             assert abs(confidence_table(12)[a, b] - want) < 1e-12

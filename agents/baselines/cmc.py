@@ -50,7 +50,7 @@ def schedule(beta: float) -> Schedule:
 
 
 class _Branch:
-    __slots__ = ("id", "latest", "finished", "abandoned", "probes", "disagree")
+    __slots__ = ("abandoned", "disagree", "finished", "id", "latest", "probes")
 
     def __init__(self, bid: int, answer: str, finished: bool):
         self.id = bid

@@ -10,9 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from autotts_gym.env import default_gamma
 from autotts_gym.store import ReplayStore, atomic_write

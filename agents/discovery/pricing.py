@@ -23,7 +23,7 @@ class PriceTable:
     prices: dict[str, tuple[float, float]] = field(default_factory=lambda: dict(DEFAULT_PRICES))
 
     @classmethod
-    def load(cls, path: Path | str) -> "PriceTable":
+    def load(cls, path: Path | str) -> PriceTable:
         path = Path(path)
         text = path.read_text()
         try:

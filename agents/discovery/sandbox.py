@@ -14,10 +14,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from autotts_gym.core import Episode
 from autotts_gym.harness import EpisodeRecord, Results

@@ -55,7 +55,7 @@ class TrainConfig:
     eval_betas: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
 
     @classmethod
-    def from_yaml(cls, path: Path | str) -> "TrainConfig":
+    def from_yaml(cls, path: Path | str) -> TrainConfig:
         path = Path(path)
         try:
             data = yaml.safe_load(path.read_text()) or {}

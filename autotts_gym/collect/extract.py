@@ -6,7 +6,7 @@ A text without an answer gives ``"ERR"``, as in the AutoTTS release.
 from __future__ import annotations
 
 import re
-from typing import Callable
+from collections.abc import Callable
 
 NO_ANSWER = "ERR"
 _LETTER = re.compile(r"(?:answer|Answer|ANSWER)\s*(?:is|:)?\s*\(?([A-J])\)?\b")

@@ -16,10 +16,10 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..store import ProblemBuilder, ReplaySet, write_replay_set
 from .extract import make_extractor

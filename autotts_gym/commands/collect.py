@@ -35,10 +35,17 @@ def register(sub) -> None:
 
 
 def cmd_collect(args) -> int:
-    from ..collect.questions import load_questions
-    from ..collect.runner import (DEFAULT_SUFFIX, DEFAULT_TEMPLATE, CollectConfig,
-                                  CompletionsClient, Journal, collect, store_name)
     from ..collect.extract import make_extractor
+    from ..collect.questions import load_questions
+    from ..collect.runner import (
+        DEFAULT_SUFFIX,
+        DEFAULT_TEMPLATE,
+        CollectConfig,
+        CompletionsClient,
+        Journal,
+        collect,
+        store_name,
+    )
 
     questions = load_questions(args.questions, args.question_col, args.answer_col)
     template = args.prompt_template or DEFAULT_TEMPLATE
