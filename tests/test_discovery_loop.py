@@ -15,7 +15,7 @@ import pytest
 from autotts_agents.discovery.codecheck import check_code, check_reply, extract_code
 from autotts_agents.discovery.explorer import START, AnthropicExplorer, OfflineExplorer, render
 from autotts_agents.discovery.history import History
-from autotts_agents.discovery.loop import LoopConfig, accept, best_round, run_loop
+from autotts_agents.discovery.loop import LoopConfig, accept, best_round, report, run_loop
 from autotts_agents.discovery.pricing import PriceTable
 from autotts_agents.discovery.prompt import build_prompt
 from autotts_agents.discovery.sandbox import Limits
@@ -136,7 +136,7 @@ def test_loop_survives_hostile_proposals(tmp_path, real_store):
     assert kinds == ["rejected", "timeout", "bad_return"]
 
 
-def test_kill_mid_round_and_resume(tmp_path, real_store_dir):
+def test_kill_mid_round_and_resume(tmp_path, real_store_dir, real_store):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "autotts_gym.cli", "discover", "--explorer", "offline",
            "--rounds", "4", "--out", str(run), "--replay-dir", str(real_store_dir),
@@ -160,6 +160,12 @@ def test_kill_mid_round_and_resume(tmp_path, real_store_dir):
     assert (run / "rounds" / "r0001" / "controller.py").stat().st_mtime_ns == first
     assert all("results.json" in r for r in h.rounds())
     assert best_round(h) is not None
+    summary = report(run, real_store, tmp_path / "report", seeds=[0], betas=(0.5,))
+    text = summary.read_text()
+    best = best_round(h)["index"]
+    assert f"discovered r{best:04d}" in text and "SC@64" in text and "CMC" in text
+    assert "aime25" in text and "hmmt25" in text and "aime24" not in text  # held out only
+    assert (tmp_path / "report" / "frontier.png").is_file()
     dest = accept(run, 2, dest=tmp_path / "discovered", name="found")
     assert "round 2" in dest.read_text().splitlines()[0]
     meta = json.loads((tmp_path / "discovered" / "found.json").read_text())
