@@ -280,13 +280,14 @@ def evaluate_many(
             batched = False
         else:
             pol = load_controller(policy)
-            batched = fast
+            batched = fast and not trace  # traces come from per-episode sessions
         resolved.append((pol, name or pol.name))
         chunk = len(seeds) if batched else max(1, seed_chunk)
         units += [_Unit(k, rs.model, rs.benchmark, float(b), seeds[i:i + chunk])
                   for rs in sets for b in betas for i in range(0, len(seeds), chunk)]
     _JOB.clear()
-    _JOB.update(entries=resolved, store=store, fast=fast, max_steps=max_steps, trace=trace,
+    _JOB.update(entries=resolved, store=store, fast=fast and not trace, max_steps=max_steps,
+                trace=trace,
                 kappa_probe=kappa_probe)
     n_workers = min(workers or os.cpu_count() or 1, len(units))
     records: list[EpisodeRecord] = []

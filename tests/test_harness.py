@@ -176,7 +176,7 @@ def test_gym_policy_sc64_matches_controller_plus_overshoot(real_store):
 def test_results_files(tmp_path, real_store):
     res = evaluate("cmc", real_store, models="Qwen3-1.7B", benchmarks="aime24",
                    seeds=range(5), betas=(0.0, 0.5, 1.0), progress=False, trace=True,
-                   fast=False, workers=1)
+                   workers=1)  # tracing takes the per-episode path even with fast=True
     res = res + evaluate("sc64", real_store, models="Qwen3-1.7B", benchmarks="aime24",
                          seeds=range(5), progress=False, method="SC@64")
     paths = res.write(tmp_path)
@@ -190,6 +190,7 @@ def test_results_files(tmp_path, real_store):
     assert paths["plot"].stat().st_size > 10_000
     lines = [json.loads(line) for line in open(paths["records"])]
     assert lines == [r.__dict__ for r in res.records] and len(lines) == 30 * 5 * 4
-    assert paths["traces"].exists()
+    traces = [json.loads(line) for line in open(paths["traces"])]
+    assert len(traces) == 30 * 5 * 3 and all(t["trace"] for t in traces)
     lo, hi = float(rows[0]["ci95_low"]), float(rows[0]["ci95_high"])
     assert lo <= float(rows[0]["accuracy_pct"]) <= hi
