@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from localhttp import JSONServer
 
 from autotts_gym.cli import main as cli
 from autotts_gym.collect.extract import make_extractor
@@ -33,7 +32,7 @@ def final_answer(base_seed: int) -> str:
     return "42" if base_seed % 3 else "7"
 
 
-class CompletionsServer:
+class CompletionsServer(JSONServer):
     """Answers /v1/completions like an OpenAI-compatible server, deterministically: a
     trajectory (identified by its base seed) is T tokens of filler, then a boxed answer;
     a probe (prompt ending in the forcing suffix) answers from the depth reached."""
@@ -42,33 +41,16 @@ class CompletionsServer:
         self.failures = list(failures or [])
         self.delay = delay
         self.calls = 0
-        server = self
+        super().__init__(self._respond)
+        self.url = self.root + "/v1"
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                server.calls += 1
-                if server.failures:
-                    status = server.failures.pop(0)
-                    return self._send(status, {"error": {"message": f"injected {status}"}})
-                time.sleep(server.delay)
-                self._send(200, server.answer(body))
-
-            def _send(self, status, payload):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("retry-after-ms", "5")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+    def _respond(self, path: str, body: dict, headers: dict) -> tuple[int, dict]:
+        self.calls += 1
+        if self.failures:
+            status = self.failures.pop(0)
+            return status, {"error": {"message": f"injected {status}"}}
+        time.sleep(self.delay)
+        return 200, self.answer(body)
 
     @staticmethod
     def answer(body: dict) -> dict:
@@ -91,9 +73,6 @@ class CompletionsServer:
                              "logprobs": None}],
                 "usage": {"prompt_tokens": 1, "completion_tokens": used,
                           "total_tokens": used + 1}}
-
-    def close(self):
-        self.httpd.shutdown()
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from autotts_agents.discovery.codecheck import check_code, check_reply, extract_code
@@ -19,52 +17,32 @@ from autotts_agents.discovery.loop import LoopConfig, accept, best_round, report
 from autotts_agents.discovery.pricing import PriceTable
 from autotts_agents.discovery.prompt import build_prompt
 from autotts_agents.discovery.sandbox import Limits
+from localhttp import JSONServer
 
 GOOD = "Here it is.\n```python\n" + render(START) + "```\n"
 
 
-class MessagesServer:
-    """A local HTTP server answering like the Messages API from a script of replies."""
+class MessagesServer(JSONServer):
+    """Answers like the Messages API from a script of (status, text) replies."""
 
     def __init__(self, script: list[tuple[int, str]]):
         self.script = list(script)
         self.requests: list[dict] = []
-        server = self
+        super().__init__(self._respond)
+        self.url = self.root
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["content-length"])))
-                server.requests.append({"path": self.path, "body": body,
-                                        "key": self.headers.get("x-api-key")
-                                        or self.headers.get("authorization", "")})
-                status, text = server.script.pop(0)
-                if status == 200:
-                    payload = {"id": "msg_test", "type": "message", "role": "assistant",
-                               "model": body["model"], "stop_reason": "end_turn",
-                               "stop_sequence": None,
-                               "content": [{"type": "text", "text": text}],
-                               "usage": {"input_tokens": 1000, "output_tokens": 500}}
-                else:
-                    payload = {"type": "error", "error": {"type": "rate_limit_error"
-                                                          if status == 429 else "api_error",
-                                                          "message": text}}
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("content-type", "application/json")
-                self.send_header("retry-after-ms", "10")
-                self.send_header("content-length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
+    def _respond(self, path: str, body: dict, headers: dict) -> tuple[int, dict]:
+        lower = {k.lower(): v for k, v in headers.items()}
+        self.requests.append({"path": path, "body": body,
+                              "key": lower.get("x-api-key") or lower.get("authorization", "")})
+        status, text = self.script.pop(0)
+        if status != 200:
+            kind = "rate_limit_error" if status == 429 else "api_error"
+            return status, {"type": "error", "error": {"type": kind, "message": text}}
+        return 200, {"id": "msg_test", "type": "message", "role": "assistant",
+                     "model": body["model"], "stop_reason": "end_turn", "stop_sequence": None,
+                     "content": [{"type": "text", "text": text}],
+                     "usage": {"input_tokens": 1000, "output_tokens": 500}}
 
 
 def test_anthropic_loop_records_each_case(tmp_path, real_store):
