@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,9 +35,20 @@ class ControllerSpec:
 
 
 def _registry() -> tuple[dict[str, str], dict[str, str]]:
-    from autotts_agents.baselines import DISPLAY_NAMES, REGISTRY
+    from .baselines import DISPLAY_NAMES, REGISTRY
 
     return REGISTRY, DISPLAY_NAMES
+
+
+def user_controllers_dir() -> Path:
+    """Where ``autotts discover accept`` puts controllers: ``$AUTOTTS_CONTROLLERS_DIR`` >
+    ``$XDG_DATA_HOME/autotts-gym/controllers`` > ``~/.local/share/autotts-gym/controllers``.
+    A file ``NAME.py`` there is addressable as the controller ``NAME``."""
+    env = os.environ.get("AUTOTTS_CONTROLLERS_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "autotts-gym" / "controllers"
 
 
 def _module_from_file(path: Path) -> ModuleType:
@@ -72,6 +84,11 @@ def load_controller(spec: str | Path | ModuleType | Callable | ControllerSpec,
         if source in registry:
             module = importlib.import_module(registry[source])
             name = name or display[source]
+        elif (source.isidentifier() and "." not in source
+              and (user_controllers_dir() / f"{source}.py").is_file()):
+            path = user_controllers_dir() / f"{source}.py"
+            module = _module_from_file(path)
+            name = name or source
         elif source.endswith(".py") or Path(source).is_file():
             path = Path(source)
             if not path.is_file():

@@ -24,7 +24,7 @@ def main() -> None:
     store = real_store_dir()
     out = Path(tempfile.mkdtemp(prefix="autotts-reproduce-"))
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "autotts_gym.cli", "reproduce", "--replay-dir",
+    subprocess.run([sys.executable, "-m", "autotts_cli.main", "reproduce", "--replay-dir",
                     str(store), "--out", str(out), "--no-progress"], check=True,
                    stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - t0

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from localhttp import JSONServer
 
-from autotts_gym.cli import main as cli
+from autotts_cli.main import main as cli
 from autotts_gym.collect.extract import make_extractor
 from autotts_gym.collect.normalize import normalize_math
 from autotts_gym.collect.questions import Question, load_questions
@@ -153,7 +153,7 @@ def test_token_cap_then_resume_and_kill(tmp_path):
     s = CompletionsServer(delay=0.004)
     qfile = _questions(tmp_path)
     out = tmp_path / "store"
-    cmd = [sys.executable, "-m", "autotts_gym.cli", "collect", "--base-url", s.url,
+    cmd = [sys.executable, "-m", "autotts_cli.main", "collect", "--base-url", s.url,
            "--model", "toy", "--questions", str(qfile), "--out", str(out), "--n", "8",
            "--concurrency", "2", "--no-progress"]
     try:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from autotts_gym.cli import main as cli_main
+from autotts_cli.main import main as cli_main
 from autotts_gym.data import describe_source, open_store, user_cache_dir
 from autotts_gym.download import RELEASE_SHA256, DownloadError, download_release, fetch
 from autotts_gym.store import ReplayStore, StoreError, read_attrs

@@ -10,13 +10,13 @@ import sys
 import time
 
 import pytest
-from autotts_agents.discovery.codecheck import check_code, check_reply, extract_code
-from autotts_agents.discovery.explorer import START, AnthropicExplorer, OfflineExplorer, render
-from autotts_agents.discovery.history import History
-from autotts_agents.discovery.loop import LoopConfig, accept, best_round, report, run_loop
-from autotts_agents.discovery.pricing import PriceTable
-from autotts_agents.discovery.prompt import build_prompt
-from autotts_agents.discovery.sandbox import Limits
+from autotts_discovery.codecheck import check_code, check_reply, extract_code
+from autotts_discovery.explorer import START, AnthropicExplorer, OfflineExplorer, render
+from autotts_discovery.history import History
+from autotts_discovery.loop import LoopConfig, accept, best_round, report, run_loop
+from autotts_discovery.pricing import PriceTable
+from autotts_discovery.prompt import build_prompt
+from autotts_discovery.sandbox import Limits
 from localhttp import JSONServer
 
 GOOD = "Here it is.\n```python\n" + render(START) + "```\n"
@@ -102,7 +102,7 @@ def test_loop_survives_hostile_proposals(tmp_path, real_store):
         model = "offline"
 
         def propose(self, prompt, history):
-            from autotts_agents.discovery.explorer import Proposal
+            from autotts_discovery.explorer import Proposal
 
             return Proposal(f"```python\n{hostile[len(history)]}```", 0, 0, "offline")
 
@@ -116,7 +116,7 @@ def test_loop_survives_hostile_proposals(tmp_path, real_store):
 
 def test_kill_mid_round_and_resume(tmp_path, real_store_dir, real_store):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "autotts_gym.cli", "discover", "--explorer", "offline",
+    cmd = [sys.executable, "-m", "autotts_cli.main", "discover", "--explorer", "offline",
            "--rounds", "4", "--out", str(run), "--replay-dir", str(real_store_dir),
            "--models", "Qwen3-4B", "--seeds", "0-1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

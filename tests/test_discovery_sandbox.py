@@ -6,8 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from autotts_agents.discovery.codecheck import check_code
-from autotts_agents.discovery.sandbox import Limits, evaluate_in_sandbox
+from autotts_discovery.codecheck import check_code
+from autotts_discovery.sandbox import Limits, evaluate_in_sandbox
 
 LIMITS = Limits(cpu_seconds=4, memory_mb=512, wall_seconds=40, episode_seconds=4)
 
@@ -126,7 +126,7 @@ def test_cmc_in_sandbox_equals_harness(real_store):
     """The sandbox's records equal the in-process harness for a real controller."""
     from autotts_gym.harness import evaluate
 
-    code = Path(__file__).parents[1].joinpath("agents/baselines/cmc.py").read_text()
+    code = Path(__file__).parents[1].joinpath("autotts_gym/baselines/cmc.py").read_text()
     res = evaluate_in_sandbox(code, real_store, models="Qwen3-1.7B", benchmarks="aime24",
                               seeds=[0, 1], betas=(0.5,), limits=LIMITS)
     ref = evaluate("cmc", real_store, models="Qwen3-1.7B", benchmarks="aime24", seeds=[0, 1],

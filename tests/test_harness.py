@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from autotts_gym.actions import ANSWER, BRANCH, encode
-from autotts_gym.commands.evaluation import TABLE1_METHODS, table1
+from autotts_cli.commands.evaluation import TABLE1_METHODS, table1
 from autotts_gym.controllers import ControllerError, load_controller
 from autotts_gym.core import Episode, EpisodeBatch
 from autotts_gym.harness import GymPolicy, HarnessError, evaluate
@@ -53,7 +53,7 @@ def test_table1_reproduced_exactly_per_episode(real_store, reference_rows):
                                        ("cmc", 1.0)])
 def test_batched_equals_per_episode(real_store, name, beta):
     """Same answer, tokens and session calls per episode, on every set, for a few seeds."""
-    mod = importlib.import_module(f"autotts_agents.baselines.{MODULES[name]}")
+    mod = importlib.import_module(f"autotts_gym.baselines.{MODULES[name]}")
     seeds = [0, 17, 93]
     for rs in real_store.select():
         ctl = mod.make_controller(beta)

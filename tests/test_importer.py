@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import autotts_gym.store as store_mod
-from autotts_gym.cli import main as cli_main
+from autotts_cli.main import main as cli_main
 from autotts_gym.importer import import_sources, parse_autotts_json
 from autotts_gym.store import ReplayStore, StoreError
 

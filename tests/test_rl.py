@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from autotts_agents.rl.features import SlotSetExtractor
-from autotts_agents.rl.train import TrainConfig, load_policy, train
+from autotts_rl.features import SlotSetExtractor
+from autotts_rl.train import TrainConfig, load_policy, train
 
 from autotts_gym.env import AutoTTSEnv
 from autotts_gym.harness import evaluate
@@ -117,7 +117,7 @@ def test_slot_extractor_is_permutation_invariant(real_store_dir):
 def test_bundled_pretrained_policy_loads_and_plays(real_store):
     from importlib import resources
 
-    path = resources.files("autotts_agents.pretrained").joinpath("policy.zip")
+    path = resources.files("autotts_rl.pretrained").joinpath("policy.zip")
     policy = load_policy(f"rl:{path}")
     res = evaluate(policy, real_store, models="Qwen3-4B", benchmarks="aime25", seeds=[0],
                    betas=(0.0, 1.0), workers=1, progress=False)

@@ -69,7 +69,7 @@ def register(sub) -> None:
 
 
 def _open(args):
-    from ..data import describe_source, open_store
+    from autotts_gym.data import describe_source, open_store
 
     store = open_store(args.replay_dir)
     print(describe_source(store), file=sys.stderr)
@@ -77,7 +77,7 @@ def _open(args):
 
 
 def _seeds(args) -> list[int]:
-    from ..harness import seeds_arg
+    from autotts_gym.harness import seeds_arg
 
     return seeds_arg(args.seeds)
 
@@ -92,7 +92,7 @@ def paper_numbers() -> dict[tuple[str, str, str], tuple[float, float]]:
 
 def table1(store, seeds, workers=None, progress=True, models=None, benchmarks=None):
     """Evaluate every Table 1 method; returns (Results, rows of table1.csv)."""
-    from ..harness import evaluate_many
+    from autotts_gym.harness import evaluate_many
 
     # the slowest methods first, so the worker pool stays busy to the end
     entries = [(ctl, (beta,), name) for ctl, beta, name in TABLE1_METHODS]
@@ -126,7 +126,7 @@ def table1_markdown(rows, synthetic: bool) -> str:
 
 
 def cmd_reproduce(args) -> int:
-    from ..report import plot_frontier, write_text
+    from autotts_gym.report import plot_frontier, write_text
 
     store = _open(args)
     t0 = time.perf_counter()
@@ -151,7 +151,7 @@ def cmd_reproduce(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from ..harness import evaluate
+    from autotts_gym.harness import evaluate
 
     store = _open(args)
     seeds = _seeds(args)
@@ -172,7 +172,7 @@ def cmd_eval(args) -> int:
                                              betas=(beta,), workers=args.workers,
                                              method=label, progress=False)
     paths = results.write(args.out)
-    from ..report import summary_markdown
+    from autotts_gym.report import summary_markdown
 
     print(summary_markdown(results.summary()))
     print(f"{len(results.records)} episodes in {time.perf_counter() - t0:.1f} s; "
@@ -182,7 +182,7 @@ def cmd_eval(args) -> int:
 
 def _sandboxed(args, store, seeds):
     """Evaluate a controller file through the discovery sandbox (one locked-down process)."""
-    from autotts_agents.discovery.sandbox import Limits, evaluate_in_sandbox
+    from autotts_discovery.sandbox import Limits, evaluate_in_sandbox
 
     path = Path(args.controller)
     if not path.is_file():

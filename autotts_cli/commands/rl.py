@@ -35,7 +35,7 @@ def register(sub) -> None:
 
 
 def cmd_train(args) -> int:
-    from autotts_agents.rl.train import TrainConfig, train
+    from autotts_rl.train import TrainConfig, train
 
     cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
     if args.replay_dir:
@@ -70,11 +70,11 @@ def held_out_average(rows: list[dict]) -> list[dict]:
 
 
 def cmd_compare(args) -> int:
-    from autotts_agents.rl.train import load_policy
+    from autotts_rl.train import load_policy
 
-    from ..data import describe_source, open_store
-    from ..harness import evaluate_many, seeds_arg
-    from ..report import write_text
+    from autotts_gym.data import describe_source, open_store
+    from autotts_gym.harness import evaluate_many, seeds_arg
+    from autotts_gym.report import write_text
 
     store = open_store(args.replay_dir)
     print(describe_source(store), file=sys.stderr)

@@ -30,17 +30,17 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="offline explorer seed")
     p.add_argument("--round", type=int, help="the round to accept")
     p.add_argument("--name", help="module name for accept")
-    p.add_argument("--dest", type=Path, help="folder for accept (default agents/discovered)")
+    p.add_argument("--dest", type=Path, help="folder for accept (default: $AUTOTTS_CONTROLLERS_DIR, else ~/.local/share/autotts-gym/controllers)")
     p.set_defaults(func=cmd_discover)
 
 
 def cmd_discover(args) -> int:
-    from autotts_agents.discovery import explorer as ex
-    from autotts_agents.discovery.loop import LoopConfig, accept, report, run_loop
-    from autotts_agents.discovery.pricing import PriceTable
+    from autotts_discovery import explorer as ex
+    from autotts_discovery.loop import LoopConfig, accept, report, run_loop
+    from autotts_discovery.pricing import PriceTable
 
-    from ..data import describe_source, open_store
-    from ..harness import seeds_arg
+    from autotts_gym.data import describe_source, open_store
+    from autotts_gym.harness import seeds_arg
 
     if args.action == "accept":
         if args.run_dir is None or args.round is None:

@@ -2,11 +2,11 @@
 controller contract (``make_controller(beta)`` -> object with ``solve(session)``)."""
 
 REGISTRY = {
-    "sc64": "autotts_agents.baselines.sc",
-    "asc": "autotts_agents.baselines.asc",
-    "esc": "autotts_agents.baselines.esc",
-    "parallel_probe": "autotts_agents.baselines.parallel_probe",
-    "cmc": "autotts_agents.baselines.cmc",
+    "sc64": "autotts_gym.baselines.sc",
+    "asc": "autotts_gym.baselines.asc",
+    "esc": "autotts_gym.baselines.esc",
+    "parallel_probe": "autotts_gym.baselines.parallel_probe",
+    "cmc": "autotts_gym.baselines.cmc",
 }
 
 DISPLAY_NAMES = {

@@ -35,9 +35,9 @@ def register(sub) -> None:
 
 
 def cmd_collect(args) -> int:
-    from ..collect.extract import make_extractor
-    from ..collect.questions import load_questions
-    from ..collect.runner import (
+    from autotts_gym.collect.extract import make_extractor
+    from autotts_gym.collect.questions import load_questions
+    from autotts_gym.collect.runner import (
         DEFAULT_SUFFIX,
         DEFAULT_TEMPLATE,
         CollectConfig,

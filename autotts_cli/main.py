@@ -1,6 +1,6 @@
 """The ``autotts`` command line.
 
-Each module in :mod:`autotts_gym.commands` adds its own subcommands through a
+Each module in :mod:`autotts_cli.commands` adds its own subcommands through a
 ``register(subparsers)`` function; heavy imports (torch, anthropic) happen only inside the
 command that needs them.
 """
@@ -13,8 +13,8 @@ import pkgutil
 import sys
 
 from . import commands
-from .harness import HarnessError
-from .store import StoreError
+from autotts_gym.harness import HarnessError
+from autotts_gym.store import StoreError
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -67,7 +67,7 @@ class _Child:
                "PYTHONDONTWRITEBYTECODE": "1"}
         self.log = open(os.path.join(self.workdir, "output.log"), "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-I", "-m", "autotts_agents.discovery.child", str(p2c_r),
+            [sys.executable, "-I", "-m", "autotts_discovery.child", str(p2c_r),
              str(c2p_w)], pass_fds=(p2c_r, c2p_w), env=env, cwd=self.workdir,
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True)

@@ -40,8 +40,8 @@ def register(subparsers) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from ..collect.normalize import get_normalizer
-    from ..importer import import_sources
+    from autotts_gym.collect.normalize import get_normalizer
+    from autotts_gym.importer import import_sources
 
     for r in import_sources(args.src, args.out, model=args.model, force=args.force,
                             normalizer=get_normalizer(args.normalize),
@@ -57,7 +57,7 @@ def _q(a: np.ndarray) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from ..data import describe_source, open_store
+    from autotts_gym.data import describe_source, open_store
 
     store = open_store(args.dir)
     print(describe_source(store))
@@ -82,7 +82,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from ..download import DEFAULT_BASE_URL, download_release
+    from autotts_gym.download import DEFAULT_BASE_URL, download_release
 
     def progress(url: str, done: int) -> None:
         if done % (1 << 20) < (1 << 16):
@@ -96,7 +96,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from ..synthetic import generate_store
+    from autotts_gym.synthetic import generate_store
 
     for path in generate_store(args.out, seed=args.seed):
         print(path)

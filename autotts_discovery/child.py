@@ -1,6 +1,6 @@
 """The sandboxed side of a candidate controller: runs in its own process.
 
-Started by :mod:`.sandbox` as ``python -I -m autotts_agents.discovery.child R W`` with two
+Started by :mod:`.sandbox` as ``python -I -m autotts_discovery.child R W`` with two
 pipe descriptors. It receives the candidate's code and its limits, locks itself down, then
 plays episodes whose every session call is a request to the parent. It never holds a gold
 answer, an unrevealed answer or a store path: the parent owns the replay.

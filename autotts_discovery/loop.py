@@ -158,14 +158,16 @@ def report(run: Path | str, store: ReplayStore, out: Path | str | None = None,
 
 def accept(run: Path | str, k: int, dest: Path | str | None = None,
            name: str | None = None) -> Path:
-    """Copy round k's controller into ``agents/discovered/`` with its provenance."""
-    import autotts_agents.discovered as discovered
+    """Copy round k's controller into the user's controller folder (see
+    :func:`autotts_gym.controllers.user_controllers_dir`) with its provenance; it is then
+    addressable by name (``--controller NAME``)."""
+    from autotts_gym.controllers import user_controllers_dir
 
     history = History(run)
     r = history.load(k)
     if "controller.py" not in r or "results.json" not in r:
         raise ValueError(f"{run}: round {k} has no working controller")
-    dest = Path(dest or discovered.__path__[0])
+    dest = Path(dest or user_controllers_dir())
     name = name or f"{Path(run).name.replace('-', '_')}_r{k:04d}"
     code = r["controller.py"]
     cost = r.get("cost.json", {})
