@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autotts_gym.env import default_gamma
+from autotts_gym.protocol import mean_objective
 from autotts_gym.store import ReplayStore, atomic_write
 
 from .codecheck import check_reply
@@ -49,8 +49,9 @@ def sweep_summary(result: SandboxResult, sc64_tokens: dict[str, float]) -> dict:
         rel = sum(r["mean_tokens"] / sc64_tokens[r["model"]] for r in cells) / len(cells)
         per_beta.append({"beta": beta, "accuracy_pct": acc, "mean_tokens": tok,
                          "tokens_vs_sc64": rel,
-                         "objective": acc / 100 - default_gamma(beta) * tok / 1e6})
-    score = sum(b["objective"] for b in per_beta) / len(per_beta) if per_beta else None
+                         "objective": mean_objective(
+                             [r for r in result.results.records if r.beta == beta])})
+    score = mean_objective(result.results.records) if result.results.records else None
     return {"per_beta": per_beta, "score": score, "cells": rows}
 
 

@@ -12,21 +12,11 @@ from gymnasium import spaces
 from .actions import ANSWER, BRANCH, n_actions
 from .core import Episode, branch_order, tables_for
 from .data import describe_source, is_synthetic, open_store
+from .protocol import TOKEN_SCALE, default_gamma
 from .store import ReplaySet, ReplayStore
 from .voting import majority
 
 Aggregator = Callable[[Sequence[str]], "str | None"]
-
-GAMMA_AT_0 = 2.0
-GAMMA_AT_1 = 0.05
-
-
-def default_gamma(beta: float) -> float:
-    """Cost weight per ``token_scale`` tokens: log-linear from 2.0 at beta = 0 (cost first)
-    to 0.05 at beta = 1 (accuracy first); monotone decreasing in beta."""
-    b = min(1.0, max(0.0, float(beta)))
-    return GAMMA_AT_0 * (GAMMA_AT_1 / GAMMA_AT_0) ** b
-
 
 _OPTION_KEYS = frozenset({"problem", "order_seed", "beta", "model", "benchmark"})
 
@@ -148,7 +138,7 @@ class AutoTTSEnv(gym.Env):
         beta: float | tuple[float, float] = 0.5,
         kappa_probe: float = 0.0,
         token_budget: float | None = None,
-        token_scale: float = 1e6,
+        token_scale: float = TOKEN_SCALE,
         gamma_fn: Callable[[float], float] | None = None,
         invalid_action_penalty: float = 0.01,
         aggregator: Aggregator | None = None,

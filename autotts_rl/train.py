@@ -121,16 +121,15 @@ def policy_for_harness(model, cfg: TrainConfig, name: str = "RL"):
 
 
 def search_objective(model, cfg: TrainConfig, store) -> dict:
-    """Mean of ``1{correct} - gamma(beta) tokens / 1e6`` on the search set (aime24 only)."""
-    from autotts_gym.env import default_gamma
+    """The protocol's mean episode objective on the search set (aime24 only)."""
     from autotts_gym.harness import evaluate
+    from autotts_gym.protocol import mean_objective
 
     assert cfg.benchmark not in HELD_OUT_BENCHMARKS
     res = evaluate(policy_for_harness(model, cfg), store, models=cfg.models,
                    benchmarks=cfg.benchmark, seeds=range(cfg.eval_seeds),
                    betas=cfg.eval_betas, workers=1, progress=False)
-    obj = [r.correct - default_gamma(r.beta) * r.tokens / 1e6 for r in res.records]
-    return {"objective": float(np.mean(obj)),
+    return {"objective": mean_objective(res.records),
             "accuracy": float(np.mean([r.correct for r in res.records])),
             "tokens": float(np.mean([r.tokens for r in res.records]))}
 
