@@ -1,0 +1,93 @@
+"""The controller contract, typed once.
+
+A controller module defines ``make_controller(beta) -> Controller``; the harness calls
+``solve(session)`` once per episode with an object that satisfies :class:`SessionAPI`
+(:class:`autotts_gym.session.Session` in-process, a proxy in the sandbox). The sandbox
+derives the calls it forwards from :data:`SESSION_METHODS` and
+:data:`SESSION_PROPERTIES`, so the contract cannot drift between the two.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Protocol, runtime_checkable
+
+NO_ANSWER = None
+"""What a controller returns (and a record holds) when it gives no answer."""
+
+
+@runtime_checkable
+class SessionAPI(Protocol):
+    """One episode as a controller sees it. Branch ids count opened branches from 0."""
+
+    @property
+    def beta(self) -> float:
+        """The accuracy-cost knob in [0, 1] this episode is run at."""
+
+    @property
+    def tokens(self) -> float:
+        """Tokens charged so far in this episode."""
+
+    @property
+    def n_opened(self) -> int:
+        """Branches opened (or read) so far."""
+
+    @property
+    def branches_left(self) -> int:
+        """How many branches can still be opened or read."""
+
+    def depth(self, branch: int) -> int:
+        """Intervals generated so far on a branch."""
+
+    def is_finished(self, branch: int) -> bool:
+        """Whether a branch reached its end."""
+
+    def is_pruned(self, branch: int) -> bool:
+        """Whether a branch was pruned."""
+
+    def latest_answer(self, branch: int) -> str | None:
+        """The latest answer revealed on a branch (None if none yet)."""
+
+    def open(self) -> tuple[str, int, bool] | None:
+        """Open the next branch and reveal its first interval's answer:
+        ``(answer, branch_id, finished)``, or None when every branch is open."""
+
+    def advance(self, branch: int) -> tuple[str, bool]:
+        """One more interval on a branch: ``(answer, finished)``."""
+
+    def read(self) -> str | None:
+        """Read a whole fresh branch at full cost; its final answer (None when none left)."""
+
+    def probe(self, branch: int) -> str:
+        """The answer at a branch's current depth."""
+
+    def prune(self, branch: int) -> None:
+        """Stop a branch for good."""
+
+
+@runtime_checkable
+class Controller(Protocol):
+    """What ``make_controller(beta)`` returns."""
+
+    def solve(self, session: SessionAPI) -> str | None:
+        """Play one episode; return the answer (or None for no answer)."""
+
+
+ControllerFactory = Callable[[float], Controller]
+
+
+def _members() -> tuple[tuple[str, ...], tuple[str, ...]]:
+    methods, props = [], []
+    for name, value in vars(SessionAPI).items():
+        if name.startswith("_"):
+            continue
+        if isinstance(value, property):
+            props.append(name)
+        elif inspect.isfunction(value):
+            methods.append(name)
+    return tuple(methods), tuple(props)
+
+
+SESSION_METHODS, SESSION_PROPERTIES = _members()
+"""The session's callable methods and its read-only properties, from :class:`SessionAPI`."""
