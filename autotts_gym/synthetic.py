@@ -54,7 +54,6 @@ from .store import ProblemBuilder, ReplaySet, write_replay_set
 ERR = "ERR"
 MIN_DEPTH, MAX_DEPTH = 3, 80
 PROBE_FREQ = 500
-PREFIX = "synthetic-"
 
 
 @dataclass(frozen=True)
@@ -418,10 +417,12 @@ def generate_set(params: SynthParams, model: str, benchmark: str, n_problems: in
 def generate_store(out: Path, seed: int = 0, n_problems: int = 30,
                    n_branches: int = 128) -> list[Path]:
     """Write one synthetic set per calibrated (model, benchmark), as
-    ``<out>/synthetic-<model>/<benchmark>.h5``. Returns the written paths."""
+    ``<out>/<model>/<benchmark>.h5`` (the real model names; every set carries
+    ``synthetic=True``, and every output made from it says SYNTHETIC). Returns the written
+    paths."""
     paths = []
     for (model, bench), params in sorted(CALIBRATED.items()):
-        rs = generate_set(params, PREFIX + model, bench, n_problems, n_branches, seed)
+        rs = generate_set(params, model, bench, n_problems, n_branches, seed)
         path = Path(out) / rs.model / f"{bench}.h5"
         write_replay_set(path, rs)
         paths.append(path)

@@ -60,7 +60,7 @@ def test_resolution_order(tmp_path, monkeypatch, real_store_dir):
     shutil.rmtree(cache / "store" / "Qwen3-4B")
     s = open_store()  # an empty cache falls through to the bundled synthetic default
     assert s.origin == "bundled default"
-    assert s.keys() and all(m.startswith("synthetic-") for m in s.models())
+    assert s.keys() and all(rs.synthetic for rs in s)
     assert all(rs.synthetic for rs in s)
     assert describe_source(s).startswith("synthetic replay data")
     assert "SYNTHETIC" in describe_source(s)
@@ -286,14 +286,14 @@ def bundled():
 @pytest.mark.parametrize("model", ["Qwen3-0.6B", "Qwen3-1.7B", "Qwen3-4B"])
 def test_bundled_synthetic_matches_real_statistics(model, real_store, bundled):
     real = measure(real_store.select(model))
-    syn = measure(bundled.select("synthetic-" + model))
+    syn = measure(bundled.select(model))
     bad = {k: (round(syn[k], 3), round(real[k], 3)) for k, a, r in TOLERANCES
            if abs(syn[k] - real[k]) > a + r * abs(real[k])}
     assert not bad, f"synthetic vs real outside tolerance: {bad}"
 
 
 def test_bundled_store_is_complete_and_labelled_synthetic(bundled):
-    assert bundled.keys() == sorted(("synthetic-" + m, b) for m, b in CALIBRATED)
+    assert bundled.keys() == sorted(CALIBRATED)
     keys = bundled.keys()
     for m, b in keys:
         attrs = read_attrs(bundled.path(m, b))
