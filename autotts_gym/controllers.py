@@ -20,8 +20,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from .errors import AutoTTSError
 
-class ControllerError(ValueError):
+
+class ControllerError(AutoTTSError, ValueError):
     """A controller could not be loaded or broke the contract."""
 
 

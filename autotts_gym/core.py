@@ -29,12 +29,13 @@ from functools import lru_cache
 
 import numpy as np
 
+from .errors import AutoTTSError
 from .store import Problem
 
 NO_ANSWER = -1
 
 
-class ReplayError(RuntimeError):
+class ReplayError(AutoTTSError, RuntimeError):
     """An operation the replay rules do not allow (the env masks these; sessions report them)."""
 
 

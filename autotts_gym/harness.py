@@ -30,11 +30,12 @@ import numpy as np
 
 from .controllers import ControllerError, ControllerSpec, instantiate, load_controller
 from .core import Episode, EpisodeBatch
+from .errors import AutoTTSError
 from .session import Session, StepLimitExceeded
 from .store import ReplaySet, ReplayStore
 
 
-class HarnessError(RuntimeError):
+class HarnessError(AutoTTSError, RuntimeError):
     """A controller or policy broke the contract on a named episode."""
 
 

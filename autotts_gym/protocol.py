@@ -17,6 +17,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from .errors import UsageError
+
 GAMMA_AT_0 = 2.0
 GAMMA_AT_1 = 0.05
 TOKEN_SCALE = 1e6
@@ -25,7 +27,7 @@ DEFAULT_SEARCH = ("aime24",)
 DEFAULT_HELD_OUT = ("aime25", "hmmt25")
 
 
-class ProtocolError(ValueError):
+class ProtocolError(UsageError):
     """A split or objective setting that cannot be used."""
 
 

@@ -40,13 +40,15 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .errors import AutoTTSError
+
 SCHEMA_VERSION = 1
 STORE_SUFFIX = ".h5"
 
 _STR = h5py.string_dtype(encoding="utf-8")
 
 
-class StoreError(ValueError):
+class StoreError(AutoTTSError, ValueError):
     """A store file (or a source it is built from) is malformed; the message names where."""
 
 
