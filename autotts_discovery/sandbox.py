@@ -127,11 +127,11 @@ class SandboxExecutor:
         os.set_blocking(self._jail.from_child, False)
         self._guard(self._load)
 
-    def close(self) -> None:
+    def close(self, grace: float = 1.0) -> None:
         """End the jail (idempotent); keeps the child's reported CPU time."""
         if self._jail is not None and not self._closed:
             self._closed = True
-            jail.stop(self._jail)
+            jail.stop(self._jail, grace)
             self.child_cpu = jail.child_cpu(self._jail)
             jail.discard(self._jail)
 
@@ -159,7 +159,7 @@ class SandboxExecutor:
         except _Fault as f:
             f.message = clean(f.message, self.limits.max_error_chars)
             self.failure = f
-            self.close()
+            self.close(grace=0.0)
             raise EpisodeFailure(f.kind, f.message, f.index) from None
 
     def _solve(self, beta: float, sessions: Sequence[Session]) -> list:
