@@ -121,7 +121,7 @@ def _package_dir(name: str) -> str:
     if spec is None or not spec.submodule_search_locations:
         raise JailUnavailable(f"cannot make a sandbox jail: the package {name} is not "
                               f"installed (pip install 'autotts-gym[discovery]')")
-    return list(spec.submodule_search_locations)[0]
+    return next(iter(spec.submodule_search_locations))
 
 
 def _library() -> list[str]:

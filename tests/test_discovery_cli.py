@@ -10,13 +10,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from sandbox_util import need_jail
+
 from autotts_discovery.history import History
 from autotts_discovery.prompt import build_prompt, guard
 from autotts_discovery.rounds import Round, RoundKind, best, parse_kind
 from autotts_gym.harness import FailureKind
 from autotts_gym.protocol import Split
 from autotts_gym.runlock import RunLock
-from sandbox_util import need_jail
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def autotts(*args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "autotts_cli", *args], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT), **env},
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, check=False)
 
 
 def _one_line_error(p: subprocess.CompletedProcess) -> str:
@@ -104,7 +105,7 @@ def test_every_round_failing_exits_non_zero(tmp_path, synthetic_store_dir):
     env = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
     p = subprocess.run([sys.executable, "-m", "autotts_cli", "discover", *common], cwd=ROOT,
                        env={**env, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
-                       timeout=300)
+                       timeout=300, check=False)
     assert p.returncode == 1 and "ANTHROPIC_API_KEY" in _one_line_error(p)
     p = autotts("discover", *common, ANTHROPIC_API_KEY="test-key")  # nothing listens there
     assert p.returncode == 1 and "no round produced a working controller" in \

@@ -10,6 +10,8 @@ import sys
 import time
 
 import pytest
+from localhttp import JSONServer
+
 from autotts_discovery.codecheck import check_code, check_reply, extract_code
 from autotts_discovery.explorer import START, AnthropicExplorer, OfflineExplorer, render
 from autotts_discovery.history import History
@@ -25,7 +27,6 @@ from autotts_discovery.pricing import PriceTable
 from autotts_discovery.prompt import build_prompt
 from autotts_discovery.sandbox import Limits
 from autotts_gym.protocol import Split
-from localhttp import JSONServer
 
 GOOD = "Here it is.\n```python\n" + render(START) + "```\n"
 

@@ -12,13 +12,14 @@ import sys
 import tempfile
 
 import pytest
+from sandbox_util import ctl, need_jail
+
 from autotts_discovery import jail
 from autotts_discovery.sandbox import Limits, SandboxExecutor, evaluate_in_sandbox
 from autotts_gym.core import Episode
 from autotts_gym.harness import EpisodeFailure
 from autotts_gym.harness import FailureKind as K
 from autotts_gym.session import Session
-from sandbox_util import ctl, need_jail
 
 N = 3
 
@@ -197,7 +198,7 @@ def test_sandboxed_records_equal_the_in_process_harness(synthetic_store):
     ref = evaluate("cmc", synthetic_store, workers=1, fast=False, progress=False, trace=True,
                    **kw)
     assert res.ok, res.message
-    key = lambda r: (r.problem, r.seed, r.beta)  # noqa: E731
+    key = lambda r: (r.problem, r.seed, r.beta)
     got = {key(r): (r.answer, r.correct, r.tokens, r.steps) for r in res.results.records}
     want = {key(r): (r.answer, r.correct, r.tokens, r.steps) for r in ref.records}
     assert got == want and len(got) == 120

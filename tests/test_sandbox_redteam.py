@@ -16,10 +16,18 @@ import sys
 import threading
 
 import pytest
+from sandbox_util import (
+    MARKERS,
+    assert_nothing_left,
+    ctl,
+    jail_processes,
+    need_jail,
+    peek,
+    readable_copy,
+)
+
 from autotts_discovery.sandbox import Limits, evaluate_in_sandbox
 from autotts_gym.harness import FailureKind as K
-from sandbox_util import MARKERS, assert_nothing_left, ctl, jail_processes, need_jail, peek
-from sandbox_util import readable_copy
 
 LIMITS = Limits(cpu_seconds=8, memory_mb=400, wall_seconds=60, reply_seconds=5,
                 load_seconds=8, max_queries=5_000, max_steps=2_000)
@@ -143,7 +151,7 @@ def _attacks(w: dict) -> dict[str, tuple[str, set]]:
             return answers[0]
             """), {OK}),
         # -- leaving the jail
-        "write_markers": (ctl(f"""
+        "write_markers": (ctl("""
             for d in ("/tmp", "/var/tmp", "/dev/shm"):
                 try:
                     open(d + "/autotts_redteam_marker", "w").write("x")

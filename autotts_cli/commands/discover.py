@@ -75,7 +75,6 @@ def _names(text: str | None, flag: str) -> list[str] | None:
 
 def cmd_discover(args) -> int:
     from autotts_discovery.explorer import ExplorerError
-
     from autotts_gym.errors import AutoTTSError, UsageError
 
     try:
@@ -105,7 +104,6 @@ def _dispatch(args) -> int:
 def _report(args, report) -> int:
     from autotts_discovery.history import History
     from autotts_discovery.loop import DiscoveryError, run_split
-
     from autotts_gym.data import describe_source, open_store
     from autotts_gym.harness import seeds_arg
     from autotts_gym.protocol import Split
@@ -132,7 +130,6 @@ def _run(args) -> int:
     from autotts_discovery import explorer as ex
     from autotts_discovery.loop import LoopConfig, run_loop
     from autotts_discovery.pricing import PriceTable
-
     from autotts_gym.data import describe_source, open_store
     from autotts_gym.errors import UsageError
     from autotts_gym.harness import seeds_arg
