@@ -28,6 +28,7 @@ from typing import Any
 
 from .errors import AutoTTSError
 from .release import (
+    ReleaseClassError,
     ReleaseController,
     check_release_class,
     parse_controller_config,
@@ -146,7 +147,10 @@ def _load(spec, name: str | None, cfg: dict[str, Any]) -> tuple[ControllerSpec, 
                 f"{source}: defines no callable make_controller(beta) and no release-style "
                 f"class (a class with solve(question), built as Cls(config=...)){why}")
     if cls_name is not None:
-        cls = check_release_class(module, cls_name, source)
+        try:
+            cls = check_release_class(module, cls_name, source)
+        except ReleaseClassError as e:
+            raise ControllerError(str(e)) from None
         return ControllerSpec(name or cls_name, f"{source}:{cls_name}",
                               partial(ReleaseController, cls, config=cfg)), True
     return ControllerSpec(default or source.rsplit(".", 1)[-1], source, make), False
