@@ -59,23 +59,26 @@ def _count(x: float) -> int | float:
 
 
 class ReleaseQuestion:
-    """The release's ``question`` API over one episode's session."""
+    """The release's ``question`` API over one episode's session (which only this object
+    drives, so it counts the opened branches itself: one session call per release call)."""
 
-    __slots__ = ("_s",)
+    __slots__ = ("_n", "_s")
 
     def __init__(self, session: SessionAPI):
         self._s = session
+        self._n = session.n_opened
 
     def probe_new(self) -> tuple[str, int, bool]:
         """Open the next branch, one interval: ``(answer, branch_id, finished)``."""
         r = self._s.open()
         if r is None:
             raise ValueError("every branch is already open")
+        self._n += 1
         return r
 
     def probe_more(self, branch_id: int) -> tuple[str, bool]:
         """One more interval on an opened branch: ``(answer, finished)``."""
-        n = self._s.n_opened
+        n = self._n
         try:
             i = operator.index(branch_id)
         except TypeError:
@@ -89,11 +92,12 @@ class ReleaseQuestion:
         a = self._s.read()
         if a is None:
             raise IndexError("no unopened branch is left")
+        self._n += 1
         return a
 
     def get_cost_per_branch_active(self) -> list[int | float]:
         """Tokens charged so far per opened branch, in opening order."""
-        return [_count(self._s.branch_tokens(i)) for i in range(self._s.n_opened)]
+        return [_count(self._s.branch_tokens(i)) for i in range(self._n)]
 
     def get_seq_and_total_tokens(self) -> tuple[int, int | float]:
         """``(0, tokens charged so far)``."""

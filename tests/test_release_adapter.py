@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import subprocess
 import sys
@@ -236,8 +237,8 @@ def test_class_selected_by_name_from_a_file_with_several(synthetic_store):
     assert isinstance(ctl, ReleaseController)
     assert type(ctl.method).__name__ == "AdaptiveConsistency"
     assert ctl.config == {"beta": 0.3}
-    kw = dict(models="Qwen3-0.6B", benchmarks="aime25", seeds=range(4), progress=False,
-              workers=1)
+    kw = {"models": "Qwen3-0.6B", "benchmarks": "aime25", "seeds": range(4),
+          "progress": False, "workers": 1}
     mine = evaluate(spec, synthetic_store, **kw)
     native = evaluate("asc", synthetic_store, **kw)
     assert [(r.answer, r.tokens) for r in mine.records] == \
@@ -428,8 +429,8 @@ def test_controller_config_reaches_the_class(tmp_path, synthetic_store):
     # config changes behaviour: SC through the release API with n_samples=8 is SC@8
     from autotts_gym.baselines.sc import SelfConsistency
 
-    kw = dict(models="Qwen3-1.7B", benchmarks="aime24", seeds=range(3), progress=False,
-              workers=1)
+    kw = {"models": "Qwen3-1.7B", "benchmarks": "aime24", "seeds": range(3),
+          "progress": False, "workers": 1}
     eight = evaluate(load_controller(f"{FIXTURE}:SelfConsistency", config="n_samples=8"),
                      synthetic_store, **kw)
     native8 = evaluate(lambda beta: SelfConsistency(8), synthetic_store, **kw)
@@ -449,8 +450,10 @@ def test_load_controllers_applies_config_to_release_classes_only():
 
 
 def _cli(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "autotts_cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=300)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(REPO), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    return subprocess.run([sys.executable, "-m", "autotts_cli", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
 
 
 def test_cli_eval_runs_a_release_class(tmp_path, synthetic_store_dir):
@@ -525,8 +528,8 @@ def test_release_baselines_equal_native_on_every_set(real_store):
 def test_release_baselines_match_reference_on_one_set(real_store, reference_rows):
     """One set, all 100 seeds, per-episode path, the quicker methods (the slow test has
     them all): the reference cells and the native records, episode by episode."""
-    kw = dict(models="Qwen3-4B", benchmarks="aime24",
-              methods=[m for m in TABLE1 if m[3] not in ("Parallel-Probe", "CMC(beta=1.0)")])
+    kw = {"models": "Qwen3-4B", "benchmarks": "aime24",
+          "methods": [m for m in TABLE1 if m[3] not in ("Parallel-Probe", "CMC(beta=1.0)")]}
     release = _release_results(real_store, range(100), fast=False, **kw)
     _assert_reference_cells(release, reference_rows, len(kw["methods"]))
     _assert_same_episodes(release, _native_records(real_store, range(100), **kw))
@@ -539,3 +542,18 @@ def test_release_baselines_match_every_reference_cell(real_store, reference_rows
     release = _release_results(real_store, range(100), fast=True)
     _assert_reference_cells(release, reference_rows, 54)
     _assert_same_episodes(release, _native_records(real_store, range(100)))
+
+
+def test_docs_example_runs_unchanged(tmp_path, synthetic_store_dir):
+    """The release-style file shown in docs/controllers.md, through the CLI as shown."""
+    doc = (REPO / "docs" / "controllers.md").read_text()
+    section = doc.split("## Controllers written for the AutoTTS release", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "methods.py").write_text(code)
+    r = _cli("eval", "--controller", "methods.py:MajorityUntilConfident",
+             "--controller-config", "max_samples=32", "--replay-dir", str(synthetic_store_dir),
+             "--models", "Qwen3-4B", "--benchmarks", "aime25", "--seeds", "0-1",
+             "--betas", "0,1", "--baselines", "", "--workers", "1", "--no-progress",
+             "--out", str(tmp_path / "out"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "MajorityUntilConfident" in (tmp_path / "out" / "summary.csv").read_text()

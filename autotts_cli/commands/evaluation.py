@@ -159,6 +159,9 @@ def cmd_eval(args) -> int:
     store = _open(args)
     seeds = _seeds(args)
     t0 = time.perf_counter()
+    if args.sandbox and args.controller_config:
+        raise ValueError("--controller-config does not reach --sandbox runs yet; "
+                         "set the defaults in the class instead")
     if args.sandbox:
         results = _sandboxed(args, store, seeds)
     else:
