@@ -36,8 +36,8 @@ def main() -> None:
     store.load(model, bench)
     total = [0.0, 0.0]
     for cls, native, beta in METHODS:
-        kw = dict(models=model, benchmarks=bench, seeds=range(100), betas=(beta,),
-                  workers=1, fast=False, progress=False)
+        kw = {"models": model, "benchmarks": bench, "seeds": range(100), "betas": (beta,),
+              "workers": 1, "fast": False, "progress": False}
         mine, t_mine = _timed(f"{FIXTURE}:{cls}", store, kw)
         ref, t_ref = _timed(native, store, kw)
         same = all((a.answer, a.tokens) == (b.answer, b.tokens)
