@@ -42,7 +42,8 @@ LIB = "/sandbox/lib"
 WORK = "/sandbox/work"
 CHILD = "/sandbox/child.py"
 PACKAGES = ("numpy", "scipy", "greenlet")
-GYM_MODULES = ("errors.py", "contracts.py", "controllers.py", "voting.py", "protocol.py",
+GYM_MODULES = ("errors.py", "contracts.py", "controllers.py", "release.py", "voting.py",
+               "protocol.py",
                "baselines/*.py")
 """What of ``autotts_gym`` a jailed controller can import (paths under the package)."""
 GYM_INIT = '"""autotts_gym as mounted in the discovery sandbox (controller modules only)."""\n'

@@ -204,3 +204,40 @@ def test_sandboxed_records_equal_the_in_process_harness(synthetic_store):
     assert got == want and len(got) == 120
     assert res.results.traces.keys() == {
         (m, b, "candidate", beta, seed, p) for (m, b, _, beta, seed, p) in ref.traces}
+
+
+def test_release_style_controller_runs_in_the_jail(tmp_path, synthetic_store):
+    """Any style the project's one loader accepts runs jailed: a release-style class that
+    imports numpy and scipy gives the in-process records."""
+    need_jail()
+    from autotts_gym.harness import evaluate
+
+    code = '''
+import numpy as np
+from scipy.stats import beta as beta_dist
+
+
+class Release:
+    def __init__(self, config=None):
+        self.config = dict(config or {})
+
+    def solve(self, question):
+        finals = []
+        while len(finals) < 8:
+            try:
+                finals.append(question.get_new_branch_final_answer())
+            except (ValueError, IndexError):
+                break
+        values, counts = np.unique(np.array(finals), return_counts=True)
+        top = int(np.argmax(counts))
+        assert beta_dist.cdf(0.5, counts[top] + 1, 1) <= 1.0
+        return str(values[top]) if finals else None
+'''
+    path = tmp_path / "release_one.py"
+    path.write_text(code)
+    kw = dict(models="Qwen3-4B", benchmarks="aime24", seeds=[0], betas=(0.5,))
+    res = evaluate_in_sandbox(code, synthetic_store, **kw)
+    assert res.ok, res.message
+    ref = evaluate(str(path), synthetic_store, workers=1, fast=False, progress=False, **kw)
+    got = {r.problem: (r.answer, r.tokens, r.steps) for r in res.results.records}
+    assert got == {r.problem: (r.answer, r.tokens, r.steps) for r in ref.records}
