@@ -59,7 +59,7 @@ class Limits:
     max_answer_chars: int = 256
     max_message_bytes: int = 1 << 20
     max_error_chars: int = 300
-    lanes: int = 32                 # episodes in flight in the child (greenlets)
+    lanes: int = 128                # episodes in flight in the child (greenlets)
     code_bytes: int = 1 << 20
 
 
