@@ -153,3 +153,31 @@ def test_rounds_are_typed_and_best_is_one_rule():
     assert parse_kind("no_code") is RoundKind.NO_CODE
     with pytest.raises(ValueError):
         parse_kind("timeout-ish")
+
+
+def test_eval_sandbox_runs_codecheck_as_advice(tmp_path, synthetic_store_dir):
+    need_jail()
+    f = tmp_path / "honest_but_flagged.py"
+    f.write_text("import os  # the static check refuses os; the jail is the boundary\n\n\n"
+                 "class C:\n    def solve(self, session):\n        return session.open()[0]\n\n\n"
+                 "def make_controller(beta):\n    return C()\n")
+    common = ("eval", "--sandbox", "--controller", str(f), "--replay-dir",
+              str(synthetic_store_dir), "--models", "Qwen3-4B", "--benchmarks", "aime24",
+              "--seeds", "0", "--betas", "0.5", "--baselines", "", "--no-progress")
+    p = autotts(*common, "--out", str(tmp_path / "out"))
+    assert p.returncode == 0, p.stderr
+    assert "codecheck (advisory)" in p.stderr and "'os'" in p.stderr
+    assert "30 episodes" in p.stdout
+
+
+@pytest.mark.parametrize("command", ["eval", "discover"])
+def test_no_jail_refuses_with_one_line(tmp_path, synthetic_store_dir, command):
+    f = tmp_path / "c.py"
+    f.write_text("def make_controller(beta):\n    return None\n")
+    args = (["eval", "--sandbox", "--controller", str(f), "--seeds", "0", "--baselines", ""]
+            if command == "eval" else ["discover", "--rounds", "1", "--seeds", "0"])
+    p = autotts(*args, "--replay-dir", str(synthetic_store_dir), "--out",
+                str(tmp_path / "out"), AUTOTTS_BWRAP="/nonexistent/bwrap")
+    assert p.returncode != 0
+    assert "AUTOTTS_BWRAP=/nonexistent/bwrap" in _one_line_error(p)
+    assert not (tmp_path / "out" / "rounds").exists()
