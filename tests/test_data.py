@@ -128,9 +128,9 @@ def test_data_info_on_the_real_store(real_store_dir, replay_json_dir, capsys):
 
 
 def test_data_info_and_import_errors_exit_nonzero(tmp_path, capsys):
-    assert cli_main(["data", "info", str(tmp_path / "missing")]) == 2
+    assert cli_main(["data", "info", str(tmp_path / "missing")]) == 1  # a StoreError
     assert f"{tmp_path / 'missing'} (from argument): no such file" in capsys.readouterr().err
-    assert cli_main(["data", "import", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert cli_main(["data", "import", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     assert "no '<model>/<benchmark>.json' files found" in capsys.readouterr().err
 
 
