@@ -28,7 +28,6 @@ from autotts_gym.errors import AutoTTSError, UsageError
 
 from . import commands
 
-
 _NO_HELP = "\0"  # set on flags registered without help, so that their default still shows
 
 
@@ -185,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    except Exception as e:  # noqa: BLE001 -- the one error path of the command line
+    except Exception as e:
         if debug:
             raise
         message, code = describe_failure(e, args)

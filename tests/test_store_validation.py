@@ -69,7 +69,9 @@ def test_round_trip_is_unchanged_and_checksummed(tmp_path, small_set):
      "outside the problem's vocabulary"),
     (lambda p: {"probe_freq": 0}, "probe_freq", "must lie in 1.."),
     (lambda p: {"n_probes": p.n_probes + 1}, "probe_offsets", "must run from 0 to"),
-])
+], ids=["gold-too-big", "gold-negative", "gold-wrong-answer", "tokens-negative",
+        "tokens-huge", "final-out-of-vocab", "probe-out-of-vocab", "probe-freq-0",
+        "n-probes-vs-offsets"])
 def test_inconsistent_arrays_are_refused_naming_dataset_and_problem(
         tmp_path, small_set, change, dataset, words):
     bad = _with(small_set, 2, **change(small_set.problems[2]))
