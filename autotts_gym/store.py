@@ -355,6 +355,8 @@ def validate_arrays(path: Path, d: dict[str, np.ndarray], strs: dict[str, list[s
         if a.ndim != 1 or a.dtype.kind not in "iu":
             raise bad(name, f"must be a 1-d integer array, got {a.dtype} {a.shape}")
     n_prob = len(strs["question"])
+    if n_prob == 0:
+        raise bad("question", "holds no problems")
     for name in ("gold_answer", "probe_freq", "gold_id"):
         if len(d[name]) != n_prob:
             raise bad(name, f"has {len(d[name])} entries for {n_prob} problems")
@@ -385,24 +387,22 @@ def validate_arrays(path: Path, d: dict[str, np.ndarray], strs: dict[str, list[s
                 k = int(np.searchsorted(per, k, side="right")) - 1
             raise bad(name, f"{msg} (problem {k})")
 
-    bo = d["branch_offsets"].astype(np.int64)
-    pf = d["probe_freq"].astype(np.int64)
+    bo = d["branch_offsets"]
+    pf = d["probe_freq"]
     where("probe_freq", (pf < 1) | (pf > MAX_BRANCH_TOKENS), None,
           f"must lie in 1..{MAX_BRANCH_TOKENS:,}")
-    tok = d["tokens"].astype(np.int64)
+    tok = d["tokens"]
     where("tokens", (tok < 0) | (tok > MAX_BRANCH_TOKENS), bo,
           f"must lie in 0..{MAX_BRANCH_TOKENS:,}")
-    vb = np.repeat(n_vocab, n_branch)  # vocabulary size per branch
-    fin = d["final"].astype(np.int64)
-    where("final", (fin < 0) | (fin >= vb), bo, "holds an id outside the problem's vocabulary")
-    probes = d["probes"].astype(np.int64)
-    vp = np.repeat(vb, n_probes)
-    bad_probe = (probes < 0) | (probes >= vp)
-    if bad_probe.any():  # name the problem of the first bad probe's branch
-        branch = int(np.searchsorted(d["probe_offsets"], int(np.argmax(bad_probe)), "right")) - 1
-        where("probes", np.arange(n_br) == branch, bo,
+    # answer ids: the min and max over each problem's segment against its vocabulary size
+    po = d["probe_offsets"]
+    for name, starts in (("final", bo[:-1]), ("probes", po[bo[:-1]])):
+        a = np.append(d[name], 0)  # the sentinel keeps the start of an empty tail valid
+        ends = np.append(starts[1:], len(a) - 1)
+        lo, hi = np.minimum.reduceat(a, starts), np.maximum.reduceat(a, starts)
+        where(name, (ends > starts) & ((lo < 0) | (hi >= n_vocab)), None,
               "holds an id outside the problem's vocabulary")
-    gold = d["gold_id"].astype(np.int64)
+    gold = d["gold_id"]
     where("gold_id", (gold < -1) | (gold >= n_vocab), None,
           "holds an id outside the problem's vocabulary")
     vo = d["vocab_offsets"]
