@@ -375,7 +375,7 @@ def validate_arrays(path: Path, d: dict[str, np.ndarray], strs: dict[str, list[s
         return step
 
     n_vocab = offsets("vocab_offsets", n_prob, len(strs["vocab"]), 0)
-    n_branch = offsets("branch_offsets", n_prob, n_br, 1)
+    offsets("branch_offsets", n_prob, n_br, 1)  # every problem has a branch
     n_probes = offsets("probe_offsets", n_br, len(d["probes"]), 0)
     if not np.array_equal(n_probes, d["n_probes"]):
         raise bad("n_probes", "does not match 'probe_offsets'")

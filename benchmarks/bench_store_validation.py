@@ -14,7 +14,7 @@ import statistics
 import time
 from pathlib import Path
 
-import autotts_gym.store as store
+from autotts_gym import store
 
 try:
     from common import SHARED, real_store_dir
