@@ -6,7 +6,8 @@ command that needs them.
 
 One error path: a failure ends in one line ``autotts CMD: error: WHAT: PROBLEM`` on stderr
 and exit 1 (exit 2 for a bad flag or argument: :class:`~autotts_gym.errors.UsageError`,
-argparse errors), never a traceback unless ``--debug`` is given (anywhere on the line).
+argparse errors), never a traceback unless ``--debug`` is given (anywhere on the line) or
+``AUTOTTS_DEBUG=1`` is set.
 
 A command whose results go into ``--out`` declares it with ``set_defaults(out_policy=...)``:
 ``"lock"`` checks the directory before the work starts and holds its run lock while the

@@ -255,7 +255,7 @@ def read_attrs(path: Path) -> dict:
     try:
         with h5py.File(path, "r") as f:
             return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    except OSError:
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError):  # damaged: load() says so
         return {}
 
 
