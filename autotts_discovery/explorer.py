@@ -10,6 +10,8 @@ import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from autotts_gym.errors import AutoTTSError
+
 SYSTEM = ("You are an expert in test-time scaling of reasoning language models. You write "
           "compact, correct Python controllers against the given contract.")
 
@@ -22,7 +24,7 @@ class Proposal:
     model: str
 
 
-class ExplorerError(RuntimeError):
+class ExplorerError(AutoTTSError, RuntimeError):
     """The explorer could not produce a reply (after its retries)."""
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .store import (
+    MAX_BRANCH_TOKENS,
     STORE_SUFFIX,
     ProblemBuilder,
     ReplaySet,
@@ -74,6 +75,9 @@ def parse_autotts_json(
         raise StoreError(f"{path}: not valid JSON (truncated or corrupt): {e}") from None
     except UnicodeDecodeError as e:
         raise StoreError(f"{path}: not UTF-8 text: {e}") from None
+    except RecursionError:
+        raise StoreError(f"{path}: JSON nested too deeply to be a replay file "
+                         "(a list of problem objects)") from None
     _expect(isinstance(data, list), path, None, None,
             f"top level must be a list of problems, got {type(data).__name__}")
     _expect(len(data) > 0, path, None, None, "the list of problems is empty")
@@ -92,6 +96,8 @@ def parse_autotts_json(
         _expect(_is_int(freq), path, i, None,
                 f"field 'probe_freq' must be an integer, got {type(freq).__name__}")
         _expect(freq > 0, path, i, None, f"field 'probe_freq' must be > 0, got {freq}")
+        _expect(freq <= MAX_BRANCH_TOKENS, path, i, None,
+                f"field 'probe_freq' is too large ({freq} > {MAX_BRANCH_TOKENS:,})")
         branches, trace = p["each_branch"], p["final_answers_trace"]
         _expect(isinstance(branches, list), path, i, None,
                 f"field 'each_branch' must be a list, got {type(branches).__name__}")
@@ -117,6 +123,8 @@ def parse_autotts_json(
             _expect(_is_int(tokens), path, i, j,
                     f"field 'branch_tokens' must be an integer, got {type(tokens).__name__}")
             _expect(tokens >= 0, path, i, j, f"field 'branch_tokens' is negative ({tokens})")
+            _expect(tokens <= MAX_BRANCH_TOKENS, path, i, j,
+                    f"field 'branch_tokens' is too large ({tokens} > {MAX_BRANCH_TOKENS:,})")
             _expect(isinstance(final, str), path, i, j,
                     f"field 'final_answer' must be a string, got {type(final).__name__}")
             _expect(trace[j] == final, path, i, j,

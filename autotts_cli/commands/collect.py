@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import args as args_
+
 
 def register(sub) -> None:
     p = sub.add_parser("collect", help="build a replay store from an OpenAI-compatible "
@@ -15,23 +17,25 @@ def register(sub) -> None:
     p.add_argument("--benchmark", default=None, help="set name (default: questions file stem)")
     p.add_argument("--question-col", default="question")
     p.add_argument("--answer-col", default="answer")
-    p.add_argument("--n", type=int, default=128, help="trajectories per question")
-    p.add_argument("--temperature", type=float, default=0.7)
-    p.add_argument("--interval", type=int, default=500, help="tokens per interval")
-    p.add_argument("--max-tokens", type=int, default=32_768, help="per trajectory")
-    p.add_argument("--probe-max-tokens", type=int, default=20)
+    p.add_argument("--n", type=args_.positive_int, default=128, help="trajectories per question")
+    p.add_argument("--temperature", type=args_.nonnegative_float, default=0.7)
+    p.add_argument("--interval", type=args_.positive_int, default=500, help="tokens per interval")
+    p.add_argument("--max-tokens", type=args_.positive_int, default=32_768, help="per trajectory")
+    p.add_argument("--probe-max-tokens", type=args_.positive_int, default=20)
     p.add_argument("--probe-suffix", default=None, help="answer-forcing suffix of probes")
     p.add_argument("--prompt-template", default=None, help="must contain {question}")
     p.add_argument("--extract", default="boxed", help="boxed | regex:PATTERN | letters")
     p.add_argument("--normalize", default="none", choices=["none", "math"])
-    p.add_argument("--concurrency", type=int, default=8)
-    p.add_argument("--max-tokens-total", type=int, default=None)
-    p.add_argument("--expected-tokens", type=int, default=12_000,
+    p.add_argument("--concurrency", type=args_.positive_int, default=8)
+    p.add_argument("--max-tokens-total", type=args_.positive_int, default=None,
+                   help="stop after this many generated tokens in all (default: no cap)")
+    p.add_argument("--expected-tokens", type=args_.positive_int, default=12_000,
                    help="tokens per trajectory assumed by the estimate printed first")
     p.add_argument("--resume", action="store_true", help="continue a journaled collection")
-    p.add_argument("--timeout", type=float, default=600.0, help="seconds per request")
+    p.add_argument("--timeout", type=args_.positive_float, default=600.0,
+                   help="seconds per request")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(func=cmd_collect)
+    p.set_defaults(func=cmd_collect, out_policy="check")
 
 
 def cmd_collect(args) -> int:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import args as args_
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("data", help="import, inspect, download or generate replay data")
@@ -19,7 +21,7 @@ def register(subparsers) -> None:
     imp.add_argument("--force", action="store_true", help="rewrite even if unchanged")
     imp.add_argument("--normalize", default="none", choices=["none", "math"],
                      help="merge spellings of one value in the answer vocabulary")
-    imp.set_defaults(func=cmd_import)
+    imp.set_defaults(func=cmd_import, out_policy="check")
 
     info = sub.add_parser("info", help="describe a replay store")
     info.add_argument("dir", nargs="?", type=Path,
@@ -34,9 +36,9 @@ def register(subparsers) -> None:
     dl.set_defaults(func=cmd_download)
 
     gen = sub.add_parser("generate-synthetic", help="write a synthetic replay store")
-    gen.add_argument("--out", type=Path, required=True)
-    gen.add_argument("--seed", type=int, default=0)
-    gen.set_defaults(func=cmd_generate)
+    gen.add_argument("--out", type=Path, required=True, help="the store directory to write")
+    gen.add_argument("--seed", type=args_.nonnegative_int, default=0, help="generator seed")
+    gen.set_defaults(func=cmd_generate, out_policy="check")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -82,13 +84,19 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    from autotts_gym.download import DEFAULT_BASE_URL, download_release
+    from autotts_gym.download import DEFAULT_BASE_URL, check_base_url, download_release
+    from autotts_gym.outputs import check_out
+
+    base_url = args.base_url or DEFAULT_BASE_URL
+    check_base_url(base_url)
+    if args.cache is not None:
+        check_out(args.cache, "--cache")
 
     def progress(url: str, done: int) -> None:
         if done % (1 << 20) < (1 << 16):
             print(f"  {url}: {done / 1e6:.1f} MB", flush=True)
 
-    results = download_release(args.cache, base_url=args.base_url or DEFAULT_BASE_URL,
+    results = download_release(args.cache, base_url=base_url,
                                progress=progress)
     for r in results:
         print(f"{r.model}/{r.benchmark}: {'unchanged' if r.skipped else 'imported'} -> {r.path}")
