@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +30,16 @@ from .store import (
 )
 
 Normalizer = Callable[[str], str]
+
+
+def vocab_map(normalizer, gold: str, answers: Iterable[str]) -> dict[str, str]:
+    """Canonical spelling of each answer of one problem: a per-problem normalizer (with
+    ``merge``, e.g. math-verify clusters), a string function, or None (identity)."""
+    if normalizer is None:
+        return {a: a for a in {gold, *answers}}
+    if hasattr(normalizer, "merge"):
+        return normalizer.merge(gold, answers)
+    return {a: normalizer(a) for a in {gold, *answers}}
 
 
 def sha256_file(path: Path) -> str:
@@ -77,7 +87,6 @@ def parse_autotts_json(
     _expect(isinstance(data, list), path, None, None,
             f"top level must be a list of problems, got {type(data).__name__}")
     _expect(len(data) > 0, path, None, None, "the list of problems is empty")
-    norm = normalizer or (lambda s: s)
     problems = []
     for i, p in enumerate(data):
         _expect(isinstance(p, dict), path, i, None,
@@ -101,7 +110,6 @@ def parse_autotts_json(
         _expect(len(trace) == len(branches), path, i, None,
                 f"field 'final_answers_trace' has {len(trace)} entries, "
                 f"'each_branch' has {len(branches)}")
-        builder = ProblemBuilder(i, p["question"], norm(p["gold_answer"]), freq)
         for j, br in enumerate(branches):
             _expect(isinstance(br, list) and len(br) == 3, path, i, j,
                     "field 'each_branch' entry must be a triple "
@@ -122,7 +130,11 @@ def parse_autotts_json(
             _expect(trace[j] == final, path, i, j,
                     f"field 'final_answer' {final!r} differs from "
                     f"'final_answers_trace'[{j}] {trace[j]!r}")
-            builder.add_branch([norm(a) for a in probes], tokens, norm(final))
+        norm = vocab_map(normalizer, p["gold_answer"],
+                         [a for br in branches for a in (*br[0], br[2])])
+        builder = ProblemBuilder(i, p["question"], norm[p["gold_answer"]], freq)
+        for probes, tokens, final in branches:
+            builder.add_branch([norm[a] for a in probes], tokens, norm[final])
         problems.append(builder.build())
     return ReplaySet(
         model=model,

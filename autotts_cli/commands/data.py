@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from autotts_gym.collect.normalize import NORMALIZER_NAMES
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("data", help="import, inspect, download or generate replay data")
@@ -17,8 +19,9 @@ def register(subparsers) -> None:
     imp.add_argument("--out", type=Path, required=True, help="the store directory")
     imp.add_argument("--model", help="model name to store under (default: the folder name)")
     imp.add_argument("--force", action="store_true", help="rewrite even if unchanged")
-    imp.add_argument("--normalize", default="none", choices=["none", "math"],
-                     help="merge spellings of one value in the answer vocabulary")
+    imp.add_argument("--normalize", default="none", choices=NORMALIZER_NAMES,
+                     help="merge spellings of one value in each problem's answer vocabulary "
+                          "(math-verify: by verified equivalence)")
     imp.set_defaults(func=cmd_import)
 
     info = sub.add_parser("info", help="describe a replay store")
@@ -40,11 +43,11 @@ def register(subparsers) -> None:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from autotts_gym.collect.normalize import get_normalizer
+    from autotts_gym.collect.normalize import get_vocab_normalizer
     from autotts_gym.importer import import_sources
 
     for r in import_sources(args.src, args.out, model=args.model, force=args.force,
-                            normalizer=get_normalizer(args.normalize),
+                            normalizer=get_vocab_normalizer(args.normalize),
                             normalizer_name=args.normalize):
         state = "unchanged (same sha256)" if r.skipped else "imported"
         print(f"{r.model}/{r.benchmark}: {state} -> {r.path}")
