@@ -126,8 +126,8 @@ def cmd_collect(args) -> int:
     if journal.path.is_file() and not args.resume:
         raise UsageError(f"{journal.path}: a collection is journaled here; pass --resume "
                          "to continue it")
-    common = dict(api_key=key, timeout=args.timeout, count_tokens=count,
-                  max_inflight=args.max_inflight or 2 * args.concurrency)
+    common = {"api_key": key, "timeout": args.timeout, "count_tokens": count,
+              "max_inflight": args.max_inflight or 2 * args.concurrency}
     if args.api == "chat":
         client = ChatClient(args.base_url, args.model, template_kwargs=kwargs, **common)
     else:

@@ -22,6 +22,7 @@ one. Three are offered:
 
 from __future__ import annotations
 
+import cmath
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -166,7 +167,7 @@ class MathVerifyNormalizer:
             z = complex(v.evalf(15))
         except (TypeError, ValueError, AttributeError):
             return type(v).__name__  # sets, intervals, tuples: compared among themselves
-        if z != z:  # NaN
+        if cmath.isnan(z):
             return "nan"
         return (float(f"{z.real:.5g}"), float(f"{z.imag:.5g}"))
 
