@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .export import read_manifest
 from .store import (
     STORE_SUFFIX,
     ProblemBuilder,
@@ -187,13 +188,22 @@ def import_sources(
     """
     out = Path(out)
     todo: list[tuple[ImportResult, ReplaySet | None]] = []
+    manifests: dict[Path, dict] = {}
     for m, b, path in find_sources(src):
+        root = path.parent.parent
+        if root not in manifests:
+            manifests[root] = read_manifest(root)
+        meta = manifests[root].get(f"{path.parent.name}/{b}")
+        name = _normalizer_name(meta, normalizer_name)
         m = model or m
         dest = out / m / f"{b}{STORE_SUFFIX}"
-        if not force and _already_imported(dest, path, normalizer_name):
+        if not force and _already_imported(dest, path, name):
             todo.append((ImportResult(m, b, dest, True), None))
             continue
-        rs = parse_autotts_json(path, m, b, normalizer, normalizer_name)
+        rs = parse_autotts_json(path, m, b, normalizer, name)
+        if meta:  # an autotts export: the store's own attributes come back with it
+            rs.synthetic = bool(meta.get("synthetic", False))
+            rs.extra_attrs = {str(k): str(v) for k, v in meta.get("extra_attrs", {}).items()}
         todo.append((ImportResult(m, b, dest, False), rs))
     pending = [(r, rs) for r, rs in todo if rs is not None]
     if pending:
@@ -211,6 +221,14 @@ def import_sources(
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return [r for r, _ in todo]
+
+
+def _normalizer_name(meta: dict | None, name: str) -> str:
+    """The normalizer a store records: an exported store was normalized already."""
+    prior = (meta or {}).get("normalizer", "none")
+    if prior == "none":
+        return name
+    return prior if name in ("none", prior) else f"{prior}+{name}"
 
 
 def _already_imported(dest: Path, source: Path, normalizer_name: str) -> bool:
