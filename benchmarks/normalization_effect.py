@@ -28,11 +28,13 @@ from autotts_gym.importer import import_sources
 from autotts_gym.store import ReplayStore
 
 
-def store(normalizer: str) -> ReplayStore:
+def store(normalizer: str) -> tuple[ReplayStore, int]:
+    """The real data imported through a normalizer, and its number of timeouts."""
     out = Path(tempfile.mkdtemp(prefix=f"autotts-norm-{normalizer}-"))
-    import_sources(SHARED / "replay" / "autotts", out,
-                   normalizer=get_vocab_normalizer(normalizer), normalizer_name=normalizer)
-    return ReplayStore(out)
+    norm = get_vocab_normalizer(normalizer)
+    import_sources(SHARED / "replay" / "autotts", out, normalizer=norm,
+                   normalizer_name=normalizer)
+    return ReplayStore(out), int(getattr(norm, "timeouts", 0))
 
 
 def per_problem(results) -> dict[tuple, dict[int, float]]:
@@ -63,13 +65,13 @@ def main() -> None:
     acc, vocab = {}, {}
     for norm in norms:
         t0 = time.perf_counter()
-        st = store(norm)
+        st, timeouts = store(norm)
         t_import = time.perf_counter() - t0
         vocab[norm] = sum(len(p.vocab) for rs in st.select() for p in rs.problems)
         acc[norm] = per_problem(evaluate_many(entries, st, seeds=range(args.seeds),
                                               progress=False))
-        print(f"{norm}: import {t_import:.0f} s, {vocab[norm]:,} vocabulary strings",
-              flush=True)
+        print(f"{norm}: import {t_import:.0f} s, {vocab[norm]:,} vocabulary strings, "
+              f"{timeouts} timeouts", flush=True)
     print()
     head = " | ".join(f"with {n} | change [95% CI]" for n in norms[1:])
     print(f"| model | benchmark | method | as stored | {head} |")

@@ -236,7 +236,7 @@ def test_no_usage_is_an_error_unless_a_tokenizer_counts(tmp_path):
         assert p.tokens[t] != len(text.split())  # never a word count
 
 
-def test_cli_chat_flags_and_errors(tmp_path):
+def test_cli_chat_flags_and_errors(tmp_path, capsys):
     import subprocess
 
     q = tmp_path / "q.jsonl"
@@ -260,4 +260,30 @@ def test_cli_chat_flags_and_errors(tmp_path):
 
     rs = ReplayStore(tmp_path / "s").load("reasoner", "q")
     assert re.search(r"enable_thinking", rs.extra_attrs["chat_template"])
+    capsys.readouterr()
     assert cli(["data", "info", str(tmp_path / "s")]) == 0
+    info = capsys.readouterr().out
+    assert "normalizer none" in info and "collect api 'chat'" in info
+    assert "thinking \"close: a probe" in info and "enable_thinking" in info
+
+
+class SplittingServer(ReasoningServer):
+    """A server started with a reasoning parser: thinking moves to reasoning_content."""
+
+    def _answer(self, body: dict) -> dict:
+        out = super()._answer(body)
+        msg = out["choices"][0]["message"]
+        msg["reasoning_content"], msg["content"] = msg["content"], ""
+        return out
+
+
+def test_api_chat_refuses_a_split_reply(tmp_path):
+    server = SplittingServer(chat=True)
+    cfg = CollectConfig(model="m", benchmark="b", n=1, concurrency=1, api="chat")
+    try:
+        with pytest.raises(CollectError, match="reasoning_content"):
+            collect([Question("q", "1")], ChatClient(server.url, "m", max_retries=0),
+                    tmp_path, cfg, progress=False, log=lambda *a: None)
+    finally:
+        server.close()
+    assert not (tmp_path / "m" / "b.h5").exists()

@@ -15,7 +15,8 @@ one. Three are offered:
     Clusters the vocabulary by verified mathematical equivalence (the ``math-verify``
     library: ``parse`` then ``verify``). Only answers that parse to a value without free
     symbols take part (``x = 3`` counts as ``3``); anything else, and ``ERR``, stays as its
-    own string. Each cluster takes the gold answer's spelling if the gold is in it, else
+    own string, and so does a parse or comparison that exceeds ``timeout`` seconds
+    (counted in ``timeouts``). Each cluster takes the gold answer's spelling if the gold is in it, else
     its first spelling in stored order. Candidates are bucketed by numeric value first, so
     ``verify`` runs only between answers that may be equal.
 """
@@ -23,6 +24,7 @@ one. Three are offered:
 from __future__ import annotations
 
 import cmath
+import logging
 import re
 import threading
 from collections.abc import Callable, Iterable
@@ -124,23 +126,48 @@ def _balanced(s: str) -> bool:
     return depth == 0
 
 
+_TIMEOUTS = [0]
+
+
+def _count_timeout(record: logging.LogRecord) -> bool:
+    if "Timeout" in record.getMessage() or "timeout" in record.getMessage():
+        _TIMEOUTS[0] += 1
+        return False  # counted, not printed
+    return True
+
+
+def _install_timeout_counter() -> None:
+    for name in ("math_verify.grader", "math_verify.parser"):
+        log = logging.getLogger(name)
+        if _count_timeout not in log.filters:
+            log.addFilter(_count_timeout)
+
+
 class MathVerifyNormalizer:
     """Equivalence clusters by ``math_verify.verify`` (see the module docstring)."""
 
     name = "math-verify"
 
-    def __init__(self, float_rounding: int = 6):
+    def __init__(self, float_rounding: int = 6, timeout: int = 2):
         try:
             import math_verify  # noqa: F401
         except ImportError:
             raise ValueError("--normalize math-verify needs the math-verify package: "
                              "pip install 'autotts-gym[math-verify]'") from None
         self.float_rounding = float_rounding
+        self.timeout = timeout
         self._cache: dict[str, object] = {}
+        _install_timeout_counter()
+        self._timeouts_at_start = _TIMEOUTS[0]
+
+    @property
+    def timeouts(self) -> int:
+        """Parses or comparisons cut off since this normalizer was made (kept apart)."""
+        return _TIMEOUTS[0] - self._timeouts_at_start
 
     def _timeout(self) -> int | None:
         # math-verify's timeouts use SIGALRM, which only the main thread may set
-        return 5 if threading.current_thread() is threading.main_thread() else None
+        return self.timeout if threading.current_thread() is threading.main_thread() else None
 
     def value(self, answer: str):
         """The parsed value of an answer, or None (unparseable, symbolic, or ERR)."""
