@@ -1,12 +1,16 @@
-"""Collect replay stores from an OpenAI-compatible completions server (vLLM, llama.cpp's
-server, SGLang), following the protocol of the AutoTTS release: N trajectories per
-question, generated in intervals of ``interval`` tokens by continuing the text; after each
-interval that does not end the trajectory, a greedy probe (the prefix plus an
-answer-forcing suffix, a few tokens) whose extracted answer is the interval's answer; at
-the end, the final answer and the true token count.
+"""Collect replay stores from an OpenAI-compatible server (vLLM, SGLang, llama.cpp's
+server), following the protocol of the AutoTTS release: N trajectories per question,
+generated in intervals of ``interval`` tokens by continuing the text; after each interval
+that does not end the trajectory, a greedy probe (the prefix plus an answer-forcing
+suffix, a few tokens; an open ``<think>`` block closed first) whose extracted answer is
+the interval's answer; at the end, the final answer and the token count from ``usage``.
 
-Finished trajectories go to an append-only journal (fsync'd), so a killed collection
-resumes without losing or repeating one; the store is written atomically at the end.
+Text is continued through raw completions (optionally inside the model's chat template,
+rendered on the client) or through chat completions continuing the final assistant
+message. A probe runs while the next interval is generated; requests in flight to a
+server are bounded. Finished trajectories go to an append-only journal (fsync'd), so a
+killed collection resumes without losing or repeating one; the store is written
+atomically at the end.
 """
 
 from __future__ import annotations
@@ -129,6 +133,11 @@ class _Client:
         """The text before the assistant's, as the model sees it ("" if server-side)."""
         return ""
 
+    def _first(self, r):
+        if not getattr(r, "choices", None):
+            raise CollectError(f"{self.base_url}: the reply has no choices")
+        return r.choices[0]
+
 
 class CompletionsClient(_Client):
     """Raw ``/v1/completions``: the prompt is ``render(user) + assistant`` verbatim
@@ -149,7 +158,7 @@ class CompletionsClient(_Client):
                       seed: int | None = None) -> Completion:
         r = self._call(self.client.completions.create, prompt=self.head(user) + assistant,
                        max_tokens=max_tokens, temperature=temperature, seed=seed)
-        choice = r.choices[0]
+        choice = self._first(r)
         return Completion(choice.text, self._tokens(r.usage, choice.text),
                           str(choice.finish_reason))
 
@@ -175,7 +184,7 @@ class ChatClient(_Client):
         r = self._call(self.client.chat.completions.create, messages=messages,
                        max_tokens=max_tokens, temperature=temperature, seed=seed,
                        extra_body=extra or None)
-        choice = r.choices[0]
+        choice = self._first(r)
         msg = choice.message
         reasoning = getattr(msg, "reasoning_content", None) or getattr(msg, "reasoning", None)
         if reasoning:
