@@ -126,6 +126,7 @@ def _balanced(s: str) -> bool:
     return depth == 0
 
 
+_INT = re.compile(r"\s*[+-]?\d{1,30}\s*")
 _TIMEOUTS = [0]
 
 
@@ -176,7 +177,11 @@ class MathVerifyNormalizer:
         from math_verify import parse
 
         v = None
-        if answer.strip() and answer != NO_ANSWER:
+        if _INT.fullmatch(answer):  # most answers: no parse needed
+            from sympy import Integer
+
+            v = Integer(int(answer))
+        elif answer.strip() and answer != NO_ANSWER:
             parsed = parse("\\boxed{" + _unwrap(answer) + "}",
                            parsing_timeout=self._timeout())
             if parsed:
