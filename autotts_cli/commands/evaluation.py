@@ -52,7 +52,10 @@ def register(sub) -> None:
         _common(p)
         p.add_argument("--controller", required=True,
                        help="controller file (.py), module path or built-in name "
-                            "(sc64, asc, esc, parallel_probe, cmc)")
+                            "(sc64, asc, esc, parallel_probe, cmc); FILE.py:CLASS runs a "
+                            "class written for the AutoTTS release")
+        p.add_argument("--controller-config", metavar="KEY=VALUE,...",
+                       help="config of a release-style class, beside beta (from --betas)")
         p.add_argument("--betas", type=_betas,
                        default=_betas("0,0.25,0.5,0.75,1" if name == "eval"
                                       else "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"))
@@ -156,10 +159,16 @@ def cmd_eval(args) -> int:
     store = _open(args)
     seeds = _seeds(args)
     t0 = time.perf_counter()
+    if args.sandbox and args.controller_config:
+        raise ValueError("--controller-config does not reach --sandbox runs yet; "
+                         "set the defaults in the class instead")
     if args.sandbox:
         results = _sandboxed(args, store, seeds)
     else:
-        results = evaluate(args.controller, store, models=args.models,
+        from autotts_gym.controllers import load_controller
+
+        controller = load_controller(args.controller, config=args.controller_config)
+        results = evaluate(controller, store, models=args.models,
                            benchmarks=args.benchmarks, seeds=seeds, betas=args.betas,
                            workers=args.workers, fast=not args.no_fast,
                            max_steps=args.max_steps, progress=not args.no_progress,

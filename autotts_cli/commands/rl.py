@@ -22,6 +22,8 @@ def register(sub) -> None:
                    help="rl:runs/NAME/best.zip (repeatable)")
     p.add_argument("--controllers", default="sc64,cmc",
                    help="comma-separated controllers (built-in names or files)")
+    p.add_argument("--controller-config", metavar="KEY=VALUE,...",
+                   help="config of the release-style classes (FILE.py:CLASS), beside beta")
     p.add_argument("--betas", type=_betas, default=_betas("0,0.25,0.5,0.75,1"),
                    help="betas for the policies and beta-aware controllers")
     p.add_argument("--benchmarks", default="aime25,hmmt25",
@@ -70,11 +72,11 @@ def held_out_average(rows: list[dict]) -> list[dict]:
 
 
 def cmd_compare(args) -> int:
-    from autotts_rl.train import load_policy
-
+    from autotts_gym.controllers import load_controllers
     from autotts_gym.data import describe_source, open_store
     from autotts_gym.harness import evaluate_many, seeds_arg
     from autotts_gym.report import write_text
+    from autotts_rl.train import load_policy
 
     store = open_store(args.replay_dir)
     print(describe_source(store), file=sys.stderr)
@@ -83,11 +85,14 @@ def cmd_compare(args) -> int:
         pol = load_policy(spec)
         entries.append((pol, args.betas, pol.name))
     fixed = {ctl: (beta, name) for ctl, beta, name in TABLE1_METHODS if ctl != "cmc"}
-    for ctl in [c for c in args.controllers.split(",") if c]:
+    names = [c for c in args.controllers.split(",") if c]
+    others = [c for c in names if c not in fixed]
+    loaded = dict(zip(others, load_controllers(others, args.controller_config)))
+    for ctl in names:
         if ctl in fixed:
             entries.append((ctl, (fixed[ctl][0],), fixed[ctl][1]))
         else:
-            entries.append((ctl, args.betas, None))
+            entries.append((loaded[ctl], args.betas, None))
     if not any(name == "SC@64" for _, _, name in entries):
         entries.append(("sc64", (0.5,), "SC@64"))
     results = evaluate_many(entries, store, args.models, args.benchmarks,
