@@ -89,5 +89,5 @@ def test_cli_export_and_info(synthetic_store, tmp_path, capsys):
     capsys.readouterr()
     assert cli(["data", "info", str(tmp_path / "s")]) == 0
     assert "normalizer none" in capsys.readouterr().out
-    assert cli(["data", "export", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert cli(["data", "export", str(tmp_path / "nope"), "--out", str(out)]) == 1
     assert "does not exist" in capsys.readouterr().err

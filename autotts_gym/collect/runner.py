@@ -114,6 +114,9 @@ class _Client:
             except self._openai.APIStatusError as e:
                 raise CollectError(f"{self.base_url}: the server answered {e.status_code}: "
                                    f"{e.message}") from None
+            except self._openai.APIConnectionError as e:
+                raise CollectError(f"cannot reach {self.base_url}: {type(e).__name__}: "
+                                   f"{e}") from None
             except self._openai.APIError as e:
                 raise CollectError(f"{self.base_url}: request failed: {type(e).__name__}: "
                                    f"{e}") from None
