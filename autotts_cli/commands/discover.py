@@ -12,10 +12,21 @@ from .evaluation import _betas
 
 def _run_flags(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     d = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
-    p.add_argument("--explorer", choices=["offline", "anthropic"], default=d("offline"),
-                   help="who writes controllers (default: offline)")
-    p.add_argument("--model", default=d(None), help="explorer model (anthropic)")
-    p.add_argument("--base-url", default=d(None), help="Messages API base URL")
+    p.add_argument("--explorer", choices=["offline", "anthropic", "openai"],
+                   default=d("offline"), help="who writes controllers (default: offline)")
+    p.add_argument("--model", default=d(None), help="explorer model (anthropic, openai)")
+    p.add_argument("--base-url", default=d(None),
+                   help="API base URL (openai: e.g. http://localhost:8000/v1)")
+    llm = p.add_argument_group("--explorer openai (any OpenAI-compatible chat server)")
+    llm.add_argument("--api-key-env", default=d(None), metavar="VAR",
+                     help="environment variable holding the key (local servers need none)")
+    llm.add_argument("--temperature", type=float, default=d(None))
+    llm.add_argument("--max-tokens", type=int, default=d(4000),
+                     help="per reply (default: 4000)")
+    llm.add_argument("--timeout", type=float, default=d(120.0),
+                     help="seconds per request (default: 120)")
+    llm.add_argument("--retries", type=int, default=d(4),
+                     help="on 429, 5xx and timeouts (default: 4)")
     p.add_argument("--rounds", type=int, default=d(10), help="rounds to run (default: 10)")
     p.add_argument("--out", type=Path, default=d(None), help="run directory, e.g. runs/NAME")
     p.add_argument("--replay-dir", default=d(None), help="replay store (default: see README)")
@@ -144,6 +155,8 @@ def _run(args) -> int:
         if not args.model:
             raise UsageError("--explorer anthropic needs --model NAME")
         explorer = ex.AnthropicExplorer(args.model, base_url=args.base_url)
+    elif args.explorer == "openai":
+        explorer = _openai_explorer(args, ex)
     else:
         explorer = ex.OfflineExplorer(args.seed)
     cfg = LoopConfig(rounds=args.rounds,
@@ -153,6 +166,21 @@ def _run(args) -> int:
                      search=_names(args.search, "--search"),
                      held_out=_names(args.held_out, "--held-out"))
     prices = PriceTable.load(args.prices) if args.prices else None
+    if args.max_usd is not None and not (prices or PriceTable()).known(explorer.model):
+        raise UsageError(f"--max-usd needs a price for {explorer.model!r}: pass --prices FILE")
     run_loop(explorer, store, args.out, cfg, prices=prices, resume=args.resume)
     print(f"history in {args.out}/rounds/")
     return 0
+
+
+def _openai_explorer(args, ex):
+    from autotts_gym.errors import UsageError
+
+    if not args.model or not args.base_url:
+        raise UsageError("--explorer openai needs --model NAME and --base-url URL")
+    try:
+        return ex.OpenAIExplorer(args.model, args.base_url, api_key_env=args.api_key_env,
+                                 temperature=args.temperature, max_tokens=args.max_tokens,
+                                 timeout=args.timeout, max_retries=args.retries)
+    except ex.ExplorerError as e:
+        raise UsageError(f"--explorer openai: {e}") from None

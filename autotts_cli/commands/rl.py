@@ -6,6 +6,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from .. import args as args_
 from .evaluation import TABLE1_METHODS, _betas
 
 
@@ -15,7 +16,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="run directory, e.g. runs/NAME")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--replay-dir", help="overrides the config's replay_dir")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, out_policy="check")
 
     p = sub.add_parser("compare", help="RL policies and controllers on the same episodes")
     p.add_argument("--policy", action="append", default=[],
@@ -26,14 +27,18 @@ def register(sub) -> None:
                    help="config of the release-style classes (FILE.py:CLASS), beside beta")
     p.add_argument("--betas", type=_betas, default=_betas("0,0.25,0.5,0.75,1"),
                    help="betas for the policies and beta-aware controllers")
-    p.add_argument("--benchmarks", default="aime25,hmmt25",
+    p.add_argument("--benchmarks", default="aime25,hmmt25", type=args_.names,
                    help="benchmarks to compare on (default: the held-out ones)")
-    p.add_argument("--models", default=None)
-    p.add_argument("--seeds", default="0-99")
-    p.add_argument("--replay-dir")
-    p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--out", required=True, type=Path)
-    p.set_defaults(func=cmd_compare)
+    p.add_argument("--models", default=None, type=args_.names,
+                   help="comma-separated models (default: all)")
+    p.add_argument("--seeds", default="0-99", type=args_.seeds,
+                   help="branch-order seeds, e.g. 0-99 or 0,1,5")
+    p.add_argument("--replay-dir", help="store or AutoTTS JSON folder (default: see README)")
+    p.add_argument("--workers", type=args_.positive_int, default=None,
+                   help="processes (default: all cores)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output directory (checked and locked before the work starts)")
+    p.set_defaults(func=cmd_compare, out_policy="lock")
 
 
 def cmd_train(args) -> int:
