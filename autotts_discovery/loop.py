@@ -84,8 +84,8 @@ def sc64_reference(store: ReplayStore, models, seeds, search: Sequence[str]) -> 
 def run_loop(explorer: Explorer, store: ReplayStore, out: Path | str, cfg: LoopConfig,
              limits: Limits = Limits(), prices: PriceTable | None = None,
              resume: bool = False, log=print) -> History:
-    """Run rounds until ``cfg.rounds`` exist (one writer per run directory). Raises
-    :class:`DiscoveryError` when no round produced a working controller."""
+    """Run rounds until ``cfg.rounds`` exist (one writer per run directory). When no round
+    produced a working controller the state says ``failed`` (see :func:`require_success`)."""
     out = Path(out)
     if cfg.rounds < 1:
         raise UsageError(f"--rounds {cfg.rounds}: a discovery run needs at least one round")
@@ -165,10 +165,16 @@ def _run(explorer: Explorer, store: ReplayStore, history: History, cfg: LoopConf
     else:
         status = "done" if best(history.typed()) else "failed"
         history.write_state(_state(cfg, store, status, spent))
-    if best(history.typed()) is None:
+
+
+def require_success(history: History) -> Round:
+    """The best round, or :class:`DiscoveryError` when every round failed."""
+    chosen = best(history.typed())
+    if chosen is None:
         kinds = ", ".join(sorted({r.kind.value for r in history.typed()})) or "none"
         raise DiscoveryError(f"{history.run}: no round produced a working controller "
                              f"(outcomes: {kinds})")
+    return chosen
 
 
 def best_round(history: History) -> Round | None:

@@ -21,6 +21,7 @@ from autotts_discovery.loop import (
     accept,
     best_round,
     report,
+    require_success,
     run_loop,
 )
 from autotts_discovery.pricing import PriceTable
@@ -117,10 +118,11 @@ def test_loop_survives_hostile_proposals(tmp_path, synthetic_store):
             return Proposal(f"```python\n{hostile[len(history)]}```", 0, 0, "offline")
 
     cfg = LoopConfig(rounds=3, models=["Qwen3-4B"], seeds=[0], betas=[0.5])
+    history = run_loop(Scripted(), synthetic_store, tmp_path / "run", cfg,
+                       limits=Limits(cpu_seconds=3, reply_seconds=3, wall_seconds=20),
+                       log=lambda *a: None)
     with pytest.raises(DiscoveryError, match="no round produced a working controller"):
-        run_loop(Scripted(), synthetic_store, tmp_path / "run", cfg,
-                 limits=Limits(cpu_seconds=3, reply_seconds=3, wall_seconds=20),
-                 log=lambda *a: None)
+        require_success(history)
     kinds = [r["record.json"]["kind"] for r in History(tmp_path / "run").rounds()]
     assert kinds == ["rejected", "timeout", "bad_return"]
     assert History(tmp_path / "run").state()["status"] == "failed"
