@@ -135,7 +135,7 @@ def play(chan: Channel, spec, instantiate, proxy, msg: dict, cfg: dict) -> None:
     def lane() -> None:
         try:
             ctl = instantiate(spec, beta)
-        except BaseException as e:
+        except BaseException as e:  # noqa: BLE001 (whatever the candidate raises)
             raise Failure("load", None, _error(e)) from None
         while todo:
             ep = todo.pop()
@@ -204,7 +204,7 @@ def main() -> None:
     except MemoryError:
         chan.send({"t": "fail", "kind": "memory", "ep": None, "msg": "MemoryError on load"})
         return
-    except BaseException as e:
+    except BaseException as e:  # noqa: BLE001 (whatever loading the candidate raises)
         chan.send({"t": "fail", "kind": "load", "ep": None, "msg": _error(e)})
         return
     chan.send({"t": "ready"})

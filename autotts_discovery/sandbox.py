@@ -20,6 +20,7 @@ import json
 import operator
 import os
 import select
+import subprocess
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ class SandboxExecutor:
         self.child_cpu: float | None = None
 
     # -- lifetime
-    def __enter__(self) -> SandboxExecutor:
+    def __enter__(self) -> SandboxExecutor:  # noqa: PYI034
         self.start()
         return self
 
@@ -339,7 +340,7 @@ class SandboxExecutor:
         proc = self._jail.proc
         try:
             code = proc.wait(timeout=2)
-        except Exception:
+        except subprocess.TimeoutExpired:
             code = None
         said = self._last_words()
         if said is not None:

@@ -57,6 +57,6 @@ def seccomp_program() -> bytes:
             return out.read()
     except AutoTTSError:
         raise
-    except Exception as e:
+    except Exception as e:  # noqa: BLE001 (any libseccomp failure refuses the jail)
         raise JailUnavailable(f"cannot make a sandbox jail: compiling the seccomp filter "
                               f"failed: {type(e).__name__}: {e}") from None

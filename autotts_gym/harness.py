@@ -91,7 +91,7 @@ class InProcess:
                 raise EpisodeFailure(FailureKind.STEP_LIMIT, f"never stopped ({e})", i) from None
             except HarnessError:
                 raise
-            except Exception as e:
+            except Exception as e:  # noqa: BLE001 (whatever solve raises is the controller's failure)
                 raise EpisodeFailure(FailureKind.RUNTIME_ERROR,
                                      f"solve raised {type(e).__name__}: {e}", i) from None
         return answers

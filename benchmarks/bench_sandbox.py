@@ -45,8 +45,8 @@ def main() -> None:
         path = Path(args.controller)
     code = path.read_text()
     store = ReplayStore(bundled_store_dir())
-    kw = dict(models=args.models.split(",") if args.models else None, benchmarks="aime24",
-              seeds=seeds_arg(args.seeds), betas=(0.0, 0.5, 1.0))
+    kw = {"models": args.models.split(",") if args.models else None,
+          "benchmarks": "aime24", "seeds": seeds_arg(args.seeds), "betas": (0.0, 0.5, 1.0)}
     best_in = best_sb = (float("inf"), 0.0)
     for _ in range(args.repeat):
         t, c = time.perf_counter(), time.process_time()

@@ -103,10 +103,10 @@ def test_budget_stops_the_loop(tmp_path, synthetic_store):
 def test_loop_survives_hostile_proposals(tmp_path, synthetic_store):
     hostile = [
         "import os\nos.system('id')\ndef make_controller(b):\n    return None\n",
-        "class C:\n    def solve(self, s):\n        while True:\n            pass\n"
-        "def make_controller(b):\n    return C()\n",
-        "class C:\n    def solve(self, s):\n        return 5\n"
-        "def make_controller(b):\n    return C()\n",
+        ("class C:\n    def solve(self, s):\n        while True:\n            pass\n"
+         "def make_controller(b):\n    return C()\n"),
+        ("class C:\n    def solve(self, s):\n        return 5\n"
+         "def make_controller(b):\n    return C()\n"),
     ]
 
     class Scripted:

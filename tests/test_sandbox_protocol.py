@@ -29,7 +29,7 @@ def _fake_child(payload: bytes, replies_then: bytes = b"") -> jail.Running:
     parent's reply) ``replies_then``, then lingers."""
     files = []
     for data in (payload, replies_then):
-        f = tempfile.NamedTemporaryFile(delete=False)
+        f = tempfile.NamedTemporaryFile(delete=False)  # noqa: SIM115
         f.write(data)
         f.close()
         files.append(f.name)
@@ -49,10 +49,10 @@ def _fake_child(payload: bytes, replies_then: bytes = b"") -> jail.Running:
                         tempfile.TemporaryFile())
 
 
-def _run(running: jail.Running, store, limits: Limits = Limits(reply_seconds=2)):
+def _run(running: jail.Running, store, limits: Limits | None = None):
     rs = store.load("Qwen3-4B", "aime24")
     sessions = [Session(Episode.from_seed(p, 0), 0.5) for p in rs.problems[:N]]
-    ex = SandboxExecutor("", limits)
+    ex = SandboxExecutor("", limits or Limits(reply_seconds=2))
     ex._jail = running
     ex._t0 = __import__("time").monotonic()
     os.set_blocking(running.to_child, False)
@@ -193,7 +193,8 @@ def test_sandboxed_records_equal_the_in_process_harness(synthetic_store):
     from autotts_gym.harness import evaluate
 
     code = (Path(__file__).parents[1] / "autotts_gym" / "baselines" / "cmc.py").read_text()
-    kw = dict(models="Qwen3-1.7B", benchmarks="aime24", seeds=[0, 1], betas=(0.0, 1.0))
+    kw = {"models": "Qwen3-1.7B", "benchmarks": "aime24", "seeds": [0, 1],
+          "betas": (0.0, 1.0)}
     res = evaluate_in_sandbox(code, synthetic_store, limits=Limits(lanes=7), **kw)
     ref = evaluate("cmc", synthetic_store, workers=1, fast=False, progress=False, trace=True,
                    **kw)
@@ -235,7 +236,7 @@ class Release:
 '''
     path = tmp_path / "release_one.py"
     path.write_text(code)
-    kw = dict(models="Qwen3-4B", benchmarks="aime24", seeds=[0], betas=(0.5,))
+    kw = {"models": "Qwen3-4B", "benchmarks": "aime24", "seeds": [0], "betas": (0.5,)}
     res = evaluate_in_sandbox(code, synthetic_store, **kw)
     assert res.ok, res.message
     ref = evaluate(str(path), synthetic_store, workers=1, fast=False, progress=False, **kw)
