@@ -159,6 +159,11 @@ class Fresh:
         self._watch(init=True)
         self._checked = [self._watched[n] for n in ("builtins", *shared)
                          if n in self._watched]  # compared entry by entry
+        import gc
+
+        self._gc = gc
+        gc.collect()
+        gc.freeze()  # what is loaded now is never scanned again: collecting stays cheap
 
     def _watch(self, init: bool = False) -> None:
         """Snapshot the namespace of every module not seen yet; drop ``sys.modules``
@@ -191,6 +196,7 @@ class Fresh:
             os.environ.clear()
             os.environ.update(self._environ)
         _seal(self._workdir, os.path.basename(self._path))
+        self._gc.collect()  # an earlier episode's module and objects: gone, not just unused
 
     def controller(self, beta: float):
         self.reset()
@@ -276,6 +282,7 @@ def _wave(chan: Channel, fresh: Fresh, proxy, beta: float, states: list, eps: li
                 if isinstance(e, greenlet.GreenletExit):
                     raise
                 raise Failure("runtime_error", ep, f"solve raised {_error(e)}") from None
+            ctl = None  # nothing of this episode stays reachable once it has ended
             if answer is not None:
                 if not isinstance(answer, str):
                     raise Failure("bad_return", ep, f"solve returned "
