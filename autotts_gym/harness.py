@@ -157,7 +157,8 @@ def _run_controller(spec: ControllerSpec, method: str, job: dict, rs: ReplaySet,
     traces: dict = {}
     batch_fn = getattr(ctl, "solve_batch", None) if job["fast"] else None
     if batch_fn is not None:
-        batch = EpisodeBatch.from_seeds(rs.problems, unit.seeds, job["kappa_probe"])
+        batch = EpisodeBatch.from_seeds([rs.tables(p) for p in rs.problems], unit.seeds,
+                                        job["kappa_probe"])
         ids = np.asarray(batch_fn(batch))
         for i, p in enumerate(rs.problems):
             for j, seed in enumerate(unit.seeds):
@@ -170,7 +171,7 @@ def _run_controller(spec: ControllerSpec, method: str, job: dict, rs: ReplaySet,
         return out, traces
     for p in rs.problems:
         for seed in unit.seeds:
-            ep = Episode.from_seed(p, seed, job["kappa_probe"])
+            ep = Episode.from_seed(rs.tables(p), seed, job["kappa_probe"])
             session = Session(ep, unit.beta, max_steps=job["max_steps"],
                               record_trace=job["trace"])
             try:

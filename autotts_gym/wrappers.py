@@ -34,7 +34,8 @@ class RoundMacroWrapper(gym.Wrapper):
     ``Discrete(6)``: 0 ANSWER; 1 WIDEN_1 / 2 WIDEN_4 (open 1 or 4 branches and probe each);
     3 DEEPEN_1 / 4 DEEPEN_4 (every active branch generates 1 or 4 more intervals, then is
     probed); 5 PRUNE_DISSENT (prune every active branch whose latest answer is not the
-    current majority, keeping at least one). ``action_masks()`` marks what can act now;
+    env's :meth:`~autotts_gym.env.AutoTTSEnv.leader`, i.e. what ANSWER would give now under
+    its aggregator; at least one active branch stays). ``action_masks()`` marks what can act now;
     an inadmissible macro is passed to the inner env as an invalid atomic action (no-op,
     penalized there).
 
@@ -43,6 +44,9 @@ class RoundMacroWrapper(gym.Wrapper):
     top two answers, distinct answers / N, the top share and beta-majority confidence among
     finished branches, the confidence over all latest answers, tokens / token_scale
     (clipped to 1), mean depth / max depth, beta, budget left, rounds / max_rounds.
+
+    The wrapper reads the env only through its public methods (``action_masks``,
+    ``leader``, ``slot_answers``, ``n_opened``) and the observations it returns.
 
     ## Rewards and Episode End
     The sum of the atomic env's rewards over the round's atomic steps; the episode ends
@@ -67,7 +71,6 @@ class RoundMacroWrapper(gym.Wrapper):
         obs, info = self.env.reset(**kwargs)
         self._rounds = 0
         self.atomic_actions = []
-        self._last_obs = obs
         info = dict(info, action_mask=self.action_masks())
         return self._features(obs), info
 
@@ -84,13 +87,16 @@ class RoundMacroWrapper(gym.Wrapper):
         return mask
 
     def _dissenters(self) -> np.ndarray:
-        """Active slots whose latest answer is not the majority (keeping one alive)."""
-        inner = self.inner
-        ans, active = inner._answer, inner._active.astype(bool)
-        if active.sum() < 2 or inner._votes.sum() == 0:
-            return np.zeros(self.N, dtype=bool)
-        top = int(np.argmax(inner._votes))
-        diss = active & (ans != top)
+        """Active slots whose latest answer is not what ANSWER would give now (the env's
+        :meth:`~autotts_gym.env.AutoTTSEnv.leader`), keeping at least one active slot."""
+        inner, N = self.inner, self.N
+        active = inner.action_masks()[2:2 + N]  # CONTINUE admissible: opened, unpruned, unfinished
+        diss = np.zeros(N, dtype=bool)
+        lead = inner.leader() if active.sum() >= 2 else None
+        if lead is None:
+            return diss
+        for i, answer in enumerate(inner.slot_answers()):
+            diss[i] = active[i] and answer != lead
         if diss.sum() >= active.sum():
             diss[np.flatnonzero(diss)[0]] = False
         return diss
@@ -98,9 +104,7 @@ class RoundMacroWrapper(gym.Wrapper):
     # ------------------------------------------------------------------ stepping
     def _atomic(self, a: int):
         self.atomic_actions.append(int(a))
-        out = self.env.step(a)
-        self._last_obs = out[0]
-        return out
+        return self.env.step(a)
 
     def step(self, action):
         a = int(action)
@@ -119,7 +123,7 @@ class RoundMacroWrapper(gym.Wrapper):
             for _ in range(1 if a == 1 else 4):
                 if not self.inner.action_masks()[BRANCH]:
                     break
-                slot = self.inner._ep.n_open
+                slot = self.inner.n_opened
                 for atomic in (BRANCH, encode("probe", slot, N)):
                     result = self._atomic(atomic)
                     total += result[1]
@@ -161,8 +165,7 @@ class RoundMacroWrapper(gym.Wrapper):
     # ------------------------------------------------------------------ features
     def _features(self, obs: dict[str, Any]) -> np.ndarray:
         inner, N = self.inner, self.N
-        ep = inner._ep
-        n_open = ep.n_open
+        n_open = inner.n_opened
         votes = np.sort(obs["votes"])[::-1]
         n_votes = max(1.0, float(votes.sum()))
         fin_ranks = obs["answer"][(obs["finished"] == 1) & (obs["pruned"] == 0)

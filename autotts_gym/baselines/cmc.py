@@ -9,10 +9,13 @@ and stops once the smoothed confidence is high and not falling.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
-from autotts_gym.voting import beta_confidence, majority
+from autotts_gym.contracts import SessionAPI
+from autotts_gym.voting import Tally, majority
+
+MAX_STEPS = 500
+"""Rounds before CMC answers with what it has (the per-episode and batched versions)."""
 
 
 @dataclass(frozen=True)
@@ -62,17 +65,15 @@ class _Branch:
 
 
 class ConfidenceMomentumController:
-    MAX_STEPS = 500
 
     def __init__(self, beta: float):
         self.beta = float(beta)
         self.s = schedule(beta)
 
-    def solve(self, session) -> str | None:
+    def solve(self, session: SessionAPI) -> str | None:
         s = self.s
         branches: list[_Branch] = []
-        completed: list[str] = []
-        counts: Counter[str] = Counter()
+        completed: Tally[str] = Tally()  # final answers in the order branches finished
 
         def spawn() -> bool:
             r = session.open()
@@ -81,15 +82,11 @@ class ConfidenceMomentumController:
             a, bid, fin = r
             branches.append(_Branch(bid, a, fin))
             if fin:
-                completed.append(a)
-                counts[a] += 1
+                completed.add(a)
             return True
 
         def pool() -> tuple[str | None, float]:
-            if not completed:
-                return None, 0.0
-            mc = counts.most_common(2)
-            return mc[0][0], beta_confidence(mc[0][1], mc[1][1] if len(mc) > 1 else 0)
+            return completed.leader, completed.confidence
 
         for _ in range(s.n_init):
             if not spawn():
@@ -97,7 +94,7 @@ class ConfidenceMomentumController:
         ema = 0.0
         hist: list[float] = []
         alpha = s.ema_alpha
-        for step in range(self.MAX_STEPS):
+        for step in range(MAX_STEPS):
             # (a) momentum of the pool's confidence
             winner, conf = pool()
             warm = step >= s.warm_up
@@ -126,8 +123,7 @@ class ConfidenceMomentumController:
                     br.latest = a
                     if fin:
                         br.finished = True
-                        completed.append(a)
-                        counts[a] += 1
+                        completed.add(a)
                         break
             # (d) second momentum update, replacing the newest value
             winner, conf = pool()
@@ -135,7 +131,7 @@ class ConfidenceMomentumController:
             hist[-1] = ema
             delta = hist[-1] - hist[0] if len(hist) >= 2 else 0.0
             # (e) stop gate
-            if (warm and len(completed) >= s.min_complete and ema >= s.conf_thresh
+            if (warm and completed.n >= s.min_complete and ema >= s.conf_thresh
                     and delta >= -s.delta_slack):
                 return winner
             # (f) nothing left to run
@@ -156,8 +152,6 @@ class ConfidenceMomentumController:
         from .batched import cmc_batch
 
         return cmc_batch(batch, self.beta)
-
-
 
 
 def make_controller(beta: float) -> ConfidenceMomentumController:
