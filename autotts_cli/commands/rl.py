@@ -15,6 +15,7 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="run directory, e.g. runs/NAME")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--replay-dir", help="overrides the config's replay_dir")
+    _split_flags(p)
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("compare", help="RL policies and controllers on the same episodes")
@@ -24,8 +25,9 @@ def register(sub) -> None:
                    help="comma-separated controllers (built-in names or files)")
     p.add_argument("--betas", type=_betas, default=_betas("0,0.25,0.5,0.75,1"),
                    help="betas for the policies and beta-aware controllers")
-    p.add_argument("--benchmarks", default="aime25,hmmt25",
-                   help="benchmarks to compare on (default: the held-out ones)")
+    p.add_argument("--benchmarks", default=None,
+                   help="benchmarks to compare on (default: the split's held-out ones)")
+    _split_flags(p)
     p.add_argument("--models", default=None)
     p.add_argument("--seeds", default="0-99")
     p.add_argument("--replay-dir")
@@ -34,12 +36,28 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_compare)
 
 
+def _split_flags(p) -> None:
+    p.add_argument("--search", type=_names, default=None,
+                   help="comma-separated search benchmarks (default: aime24)")
+    p.add_argument("--held-out", type=_names, default=None,
+                   help="comma-separated held-out benchmarks (default: aime25,hmmt25 where "
+                        "the store has them, else every other benchmark)")
+
+
+def _names(text: str) -> list[str]:
+    return [b.strip() for b in text.split(",") if b.strip()]
+
+
 def cmd_train(args) -> int:
     from autotts_rl.train import TrainConfig, train
 
     cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
     if args.replay_dir:
         cfg.replay_dir = args.replay_dir
+    if args.search is not None:
+        cfg.search = args.search
+    if args.held_out is not None:
+        cfg.held_out = args.held_out
     if not args.resume and args.config is None:
         print("no --config given: training with the defaults of TrainConfig", file=sys.stderr)
     train(cfg, args.out, resume=args.resume)
@@ -74,10 +92,13 @@ def cmd_compare(args) -> int:
 
     from autotts_gym.data import describe_source, open_store
     from autotts_gym.harness import evaluate_many, seeds_arg
+    from autotts_gym.protocol import Split
     from autotts_gym.report import write_text
 
     store = open_store(args.replay_dir)
     print(describe_source(store), file=sys.stderr)
+    split = Split.for_benchmarks(store.benchmarks(), args.search, args.held_out)
+    benchmarks = args.benchmarks or ",".join(split.require_held_out())
     entries = []
     for spec in args.policy:
         pol = load_policy(spec)
@@ -90,7 +111,7 @@ def cmd_compare(args) -> int:
             entries.append((ctl, args.betas, None))
     if not any(name == "SC@64" for _, _, name in entries):
         entries.append(("sc64", (0.5,), "SC@64"))
-    results = evaluate_many(entries, store, args.models, args.benchmarks,
+    results = evaluate_many(entries, store, args.models, benchmarks,
                             seeds_arg(args.seeds), args.workers)
     results.write(args.out)
     avg = held_out_average(results.summary())
