@@ -1,11 +1,9 @@
-"""The controller contract and how controllers are found.
+"""How controllers are found: the one loader.
 
-A controller is a Python module that defines ``make_controller(beta: float)``, returning an
-object with ``solve(session) -> str | None`` (``session`` is a
-:class:`~autotts_gym.session.Session`). Optionally the object has
-``solve_batch(batch) -> np.ndarray`` (answer ids per row of an
-:class:`~autotts_gym.core.EpisodeBatch`), a vectorized fast path that must give the same
-answers, tokens and steps as ``solve``; the built-in baselines have one.
+What a controller is (``make_controller(beta) -> Controller``, ``solve(session)``, the
+optional ``solve_batch`` fast path) is typed once in :mod:`autotts_gym.contracts`; this
+module resolves a name, module, file or callable into a :class:`ControllerSpec` holding a
+typed :data:`~autotts_gym.contracts.ControllerFactory`.
 """
 
 from __future__ import annotations
@@ -14,12 +12,12 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import cast
 
+from .contracts import Controller, ControllerFactory
 from .errors import AutoTTSError
 
 
@@ -33,7 +31,7 @@ class ControllerSpec:
 
     name: str
     source: str
-    make_controller: Callable[[float], Any]
+    make_controller: ControllerFactory
 
 
 def _registry() -> tuple[dict[str, str], dict[str, str]]:
@@ -69,7 +67,7 @@ def _module_from_file(path: Path) -> ModuleType:
     return module
 
 
-def load_controller(spec: str | Path | ModuleType | Callable | ControllerSpec,
+def load_controller(spec: str | Path | ModuleType | ControllerFactory | ControllerSpec,
                     name: str | None = None) -> ControllerSpec:
     """Resolve a registry name (``cmc``), module path (``pkg.mod``), file (``x.py``),
     module object or ``make_controller`` callable into a :class:`ControllerSpec`."""
@@ -80,7 +78,7 @@ def load_controller(spec: str | Path | ModuleType | Callable | ControllerSpec,
         module, source = spec, spec.__name__
     elif callable(spec) and not isinstance(spec, (str, Path)):
         return ControllerSpec(name or getattr(spec, "__name__", "controller"),
-                              f"<callable {spec!r}>", spec)
+                              f"<callable {spec!r}>", cast(ControllerFactory, spec))
     else:
         source = str(spec)
         if source in registry:
@@ -108,11 +106,13 @@ def load_controller(spec: str | Path | ModuleType | Callable | ControllerSpec,
     make = getattr(module, "make_controller", None)
     if not callable(make):
         raise ControllerError(f"{source}: defines no callable make_controller(beta)")
-    return ControllerSpec(name or source.rsplit(".", 1)[-1], source, make)
+    return ControllerSpec(name or source.rsplit(".", 1)[-1], source,
+                          cast(ControllerFactory, make))
 
 
-def instantiate(spec: ControllerSpec, beta: float) -> Any:
-    """Call ``make_controller(beta)`` and check the result has ``solve``."""
+def instantiate(spec: ControllerSpec, beta: float) -> Controller:
+    """Call ``make_controller(beta)`` and check the result is a
+    :class:`~autotts_gym.contracts.Controller` (has ``solve``)."""
     try:
         ctl = spec.make_controller(beta)
     except Exception as e:

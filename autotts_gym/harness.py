@@ -29,7 +29,8 @@ import gymnasium as gym
 import numpy as np
 
 from .controllers import ControllerError, ControllerSpec, instantiate, load_controller
-from .core import Episode, EpisodeBatch
+from .contracts import NO_ANSWER
+from .core import NO_ANSWER_ID, Episode, EpisodeBatch
 from .errors import AutoTTSError
 from .session import Session, StepLimitExceeded
 from .store import ReplaySet, ReplayStore
@@ -166,7 +167,8 @@ def _run_controller(spec: ControllerSpec, method: str, job: dict, rs: ReplaySet,
                 a = int(ids[row])
                 out.append(EpisodeRecord(
                     rs.model, rs.benchmark, p.index, seed, unit.beta, method,
-                    p.vocab[a] if a >= 0 else None, bool(a >= 0 and a == p.gold_id),
+                    p.vocab[a] if a != NO_ANSWER_ID else NO_ANSWER,
+                    bool(a != NO_ANSWER_ID and a == p.gold_id),
                     float(batch.tokens[row]), int(batch.steps[row])))
         return out, traces
     for p in rs.problems:
