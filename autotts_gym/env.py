@@ -89,6 +89,12 @@ class AutoTTSEnv(gym.Env):
     first) down to 0.05 at beta = 1 (accuracy first). Inadmissible actions:
     ``-invalid_action_penalty``.
 
+    The vote is public, for wrappers and analysis (Gymnasium wrappers read only public
+    methods): ``ballot()`` lists what ANSWER votes over, ``vote_counts()`` counts it,
+    ``leader()`` is what ANSWER would answer now (the aggregator over the ballot),
+    ``slot_answers()`` gives each opened slot's latest revealed answer and ``n_opened`` the
+    number of opened slots.
+
     ## Starting State
     No branch open, nothing spent. A replay set (uniformly among the env's sets), a
     problem of it (uniformly), the branch order seed (uniform in ``[0, 2**31 - 1)``,
