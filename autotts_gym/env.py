@@ -378,7 +378,7 @@ class AutoTTSEnv(gym.Env):
         """What ANSWER votes over: the latest revealed answers of the unpruned slots, in slot
         order."""
         ep, vocab = self._episode(), self._problem.vocab
-        return [vocab[a] for a, pruned in zip(ep.revealed, ep.pruned)
+        return [vocab[a] for a, pruned in zip(ep.revealed, ep.pruned, strict=True)
                 if a >= 0 and not pruned]
 
     def vote_counts(self) -> dict[str, int]:

@@ -28,8 +28,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from .controllers import ControllerError, ControllerSpec, instantiate, load_controller
 from .contracts import NO_ANSWER
+from .controllers import ControllerError, ControllerSpec, instantiate, load_controller
 from .core import NO_ANSWER_ID, Episode, EpisodeBatch
 from .errors import AutoTTSError
 from .session import Session, StepLimitExceeded

@@ -9,6 +9,7 @@ stays the ground truth). Observations are a compact vector of vote and cost stat
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import gymnasium as gym
@@ -106,54 +107,55 @@ class RoundMacroWrapper(gym.Wrapper):
         self.atomic_actions.append(int(a))
         return self.env.step(a)
 
+    def _play(self, actions: Iterable[int]) -> tuple[tuple, float]:
+        """Issue atomic actions (drawn lazily, so each sees the state the previous left)
+        until they run out or the episode ends: ``(last step result, summed reward)``."""
+        result: tuple | None = None
+        total = 0.0
+        for a in actions:
+            result = self._atomic(a)
+            total += result[1]
+            if result[2] or result[3]:
+                break
+        assert result is not None, "a macro admitted by the mask issues an atomic action"
+        return result, total
+
+    def _widen(self, n: int) -> Iterator[int]:
+        for _ in range(n):
+            if not self.inner.action_masks()[BRANCH]:
+                return
+            slot = self.inner.n_opened
+            yield BRANCH
+            yield encode("probe", slot, self.N)
+
+    def _deepen(self, n: int) -> Iterator[int]:
+        masks, N = self.inner.action_masks, self.N
+        for slot in np.flatnonzero(masks()[2:2 + N]):
+            for _ in range(n):
+                if not masks()[encode("continue", slot, N)]:
+                    break
+                yield encode("continue", slot, N)
+            if masks()[encode("probe", slot, N)]:
+                yield encode("probe", slot, N)
+
+    def _prune_dissent(self) -> Iterator[int]:
+        for slot in np.flatnonzero(self._dissenters()):
+            yield encode("prune", int(slot), self.N)
+
     def step(self, action):
         a = int(action)
-        mask = self.action_masks()
-        N = self.N
-        total = 0.0
-        result = None
         self._rounds += 1
-        if not (0 <= a < len(MACRO_ACTIONS)) or not mask[a]:
-            result = self._atomic(-1)  # the inner env's invalid-action no-op and penalty
-            total += result[1]
+        if not (0 <= a < len(MACRO_ACTIONS)) or not self.action_masks()[a]:
+            actions: Iterable[int] = [-1]  # the inner env's invalid-action no-op and penalty
         elif a == 0:
-            result = self._atomic(ANSWER)
-            total += result[1]
+            actions = [ANSWER]
         elif a in (1, 2):
-            for _ in range(1 if a == 1 else 4):
-                if not self.inner.action_masks()[BRANCH]:
-                    break
-                slot = self.inner.n_opened
-                for atomic in (BRANCH, encode("probe", slot, N)):
-                    result = self._atomic(atomic)
-                    total += result[1]
-                    if result[2] or result[3]:
-                        break
-                if result[2] or result[3]:
-                    break
+            actions = self._widen(1 if a == 1 else 4)
         elif a in (3, 4):
-            slots = np.flatnonzero(self.inner.action_masks()[2:2 + N])
-            for slot in slots:
-                for _ in range(1 if a == 3 else 4):
-                    if not self.inner.action_masks()[encode("continue", slot, N)]:
-                        break
-                    result = self._atomic(encode("continue", slot, N))
-                    total += result[1]
-                    if result[2] or result[3]:
-                        break
-                if result is not None and (result[2] or result[3]):
-                    break
-                if self.inner.action_masks()[encode("probe", slot, N)]:
-                    result = self._atomic(encode("probe", slot, N))
-                    total += result[1]
-                    if result[2] or result[3]:
-                        break
+            actions = self._deepen(1 if a == 3 else 4)
         else:
-            for slot in np.flatnonzero(self._dissenters()):
-                result = self._atomic(encode("prune", int(slot), N))
-                total += result[1]
-                if result[2] or result[3]:
-                    break
+            actions = self._prune_dissent()
+        result, total = self._play(actions)
         obs, _, terminated, truncated, info = result
         if not (terminated or truncated) and self._rounds >= self.max_rounds:
             obs, r, terminated, _, info = self._atomic(ANSWER)

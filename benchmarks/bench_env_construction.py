@@ -34,9 +34,13 @@ def measure(root, repeat: int, **sel) -> tuple[float, float, float]:
     load, first, second = [], [], []
     for _ in range(repeat):
         store = ReplayStore(root)
-        load.append(_time(lambda: store.select(sel.get("model"), sel.get("benchmark"))))
-        first.append(_time(lambda: AutoTTSEnv(store=store, max_width=16, **sel)))
-        second.append(_time(lambda: AutoTTSEnv(store=store, max_width=16, **sel)))
+
+        def make(store: ReplayStore = store) -> AutoTTSEnv:
+            return AutoTTSEnv(store=store, max_width=16, **sel)
+
+        load.append(_time(lambda s=store: s.select(sel.get("model"), sel.get("benchmark"))))
+        first.append(_time(make))
+        second.append(_time(make))
     return statistics.median(load), statistics.median(first), statistics.median(second)
 
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from autotts_rl.features import SlotSetExtractor
-from autotts_rl.train import TrainConfig, load_policy, train
 
 from autotts_gym.env import AutoTTSEnv
 from autotts_gym.harness import evaluate
 from autotts_gym.wrappers import MACRO_ACTIONS, RoundMacroWrapper
+from autotts_rl.features import SlotSetExtractor
+from autotts_rl.train import TrainConfig, load_policy, train
 
 
 def _cfg(store_dir, **kw) -> TrainConfig:
@@ -67,7 +67,7 @@ def test_held_out_benchmarks_are_refused(tmp_path, synthetic_store):
     assert TrainConfig.from_yaml(legacy).search == ["aime24"]
     bad = tmp_path / "c.yaml"
     bad.write_text("env: macro\nlerning_rate: 0.1\n")
-    with pytest.raises(ValueError, match="unknown setting.*lerning_rate"):
+    with pytest.raises(ValueError, match=r"unknown setting.*lerning_rate"):
         TrainConfig.from_yaml(bad)
 
 

@@ -88,12 +88,11 @@ def held_out_average(rows: list[dict]) -> list[dict]:
 
 
 def cmd_compare(args) -> int:
-    from autotts_rl.train import load_policy
-
     from autotts_gym.data import describe_source, open_store
     from autotts_gym.harness import evaluate_many, seeds_arg
     from autotts_gym.protocol import Split
     from autotts_gym.report import write_text
+    from autotts_rl.train import load_policy
 
     store = open_store(args.replay_dir)
     print(describe_source(store), file=sys.stderr)
