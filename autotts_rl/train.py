@@ -3,10 +3,11 @@
 One policy covers the whole accuracy-cost curve: beta is sampled per episode and is part
 of the observation. Training and model selection see only the search benchmarks of the
 run's :class:`~autotts_gym.protocol.Split` (``search``/``held_out`` in the config; by
-default aime24 | aime25, hmmt25); the held-out ones never enter a run. A run directory holds ``config.yaml``,
-``meta.json`` (seeds, versions, steps), ``checkpoints/last.zip`` (written atomically,
-what ``--resume`` continues from), ``best.zip`` (best search-set objective at the periodic
-evaluations), ``final.zip``, ``evals.jsonl`` and TensorBoard logs in ``tb/``.
+default aime24 | aime25, hmmt25); the held-out ones never enter a run. A run directory
+holds ``config.yaml``, ``meta.json`` (seeds, versions, steps), ``checkpoints/last.zip``
+(written atomically, what ``--resume`` continues from), ``best.zip`` (best search-set
+objective at the periodic evaluations), ``final.zip``, ``evals.jsonl`` and TensorBoard
+logs in ``tb/``.
 """
 
 from __future__ import annotations

@@ -77,7 +77,7 @@ def test_batch_tally_equals_tally_row_by_row():
         rows = np.flatnonzero(rng.random(E) < 0.6)
         ids = rng.integers(0, V, size=rows.size)
         bt.add(rows, ids)
-        for r, i in zip(rows, ids):
+        for r, i in zip(rows, ids, strict=True):
             rows_t[r].add(int(i))
         w, top, sec = bt.top()
         for r in range(E):
