@@ -77,8 +77,8 @@ def load_controller(spec: str | Path | ModuleType | ControllerFactory | Controll
     if isinstance(spec, ModuleType):
         module, source = spec, spec.__name__
     elif callable(spec) and not isinstance(spec, (str, Path)):
-        return ControllerSpec(name or getattr(spec, "__name__", "controller"),
-                              f"<callable {spec!r}>", cast(ControllerFactory, spec))
+        label = name or str(getattr(spec, "__name__", "controller"))
+        return ControllerSpec(label, f"<callable {spec!r}>", spec)
     else:
         source = str(spec)
         if source in registry:

@@ -339,11 +339,11 @@ class EpisodeBatch:
                 rows.append(i)
         return cls(tables, np.array(rows), np.array(orders), kappa_probe)
 
-    def _answer(self, r: np.ndarray, s: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    def _answer(self, r: np.ndarray, s: np.ndarray, depth: np.ndarray | int) -> np.ndarray:
         """The answer revealed at ``depth`` by slot ``s`` of row ``r``."""
         return self._answers[self._branch[r, s] * self.max_depth + depth - 1]
 
-    def _cost(self, r: np.ndarray, s: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    def _cost(self, r: np.ndarray, s: np.ndarray, depth: np.ndarray | int) -> np.ndarray:
         """Tokens charged to go from ``depth`` to ``depth + 1`` on slot ``s`` of row ``r``."""
         return self._step_cost[self._branch[r, s] * (self.max_depth + 1) + depth]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -133,7 +133,7 @@ class AutoTTSEnv(gym.Env):
     * ``render_mode``: ``"ansi"`` or ``"rgb_array"``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    metadata: dict[str, Any] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012 (Gymnasium declares it so)
 
     def __init__(
         self,
@@ -345,7 +345,7 @@ class AutoTTSEnv(gym.Env):
 
     def _on_depth(self, i: int) -> None:
         """Update flags and masks of slot i after it gained depth."""
-        ep, N, mask = self._ep, self.N, self._mask
+        ep, N, mask = self._episode(), self.N, self._mask
         fin = ep.finished[i]
         self._finished[i] = fin
         self._active[i] = 0 if fin else 1
@@ -395,7 +395,7 @@ class AutoTTSEnv(gym.Env):
         return self._ep
 
     def _final_info(self, answer: str | None, correct: bool) -> dict[str, Any]:
-        ep = self._ep
+        ep = self._episode()
         depths = ep.depth
         return {
             "correct": bool(correct), "answer": answer, "tokens": float(ep.tokens),
@@ -407,7 +407,7 @@ class AutoTTSEnv(gym.Env):
         }
 
     def _obs(self) -> dict[str, np.ndarray]:
-        ep = self._ep
+        ep = self._episode()
         budget = 1.0
         if self.token_budget:
             budget = max(0.0, 1.0 - ep.tokens / self.token_budget)
@@ -435,8 +435,8 @@ class AutoTTSEnv(gym.Env):
         if self._ep is None:
             raise RuntimeError("call reset() before render()")
         view = {"depth": self._depth, "pruned": self._pruned, "finished": self._finished,
-                "answer": self._answer, "votes": self._votes, "tokens": self._ep.tokens,
-                "max_depth": self.max_depth, "beta": self._beta, "n_open": self._ep.n_open}
+                "answer": self._answer, "votes": self._votes, "tokens": self._episode().tokens,
+                "max_depth": self.max_depth, "beta": self._beta, "n_open": self._episode().n_open}
         if self.render_mode == "ansi":
             return render_ansi(**view)
         return render_rgb(**view)

@@ -105,7 +105,8 @@ class GymPolicy:
         self.wrapper = wrapper
         predict = getattr(policy, "predict", None)
         self._predict = predict
-        self._masked = bool(predict) and "action_masks" in inspect.signature(predict).parameters
+        self._masked = (predict is not None
+                        and "action_masks" in inspect.signature(predict).parameters)
 
     def act(self, obs: dict, mask: np.ndarray) -> int:
         if self._predict is None:

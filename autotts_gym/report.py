@@ -48,10 +48,10 @@ def summarize(records: Sequence[EpisodeRecord], reference_method: str = "SC@64")
         })
     ref = {(r["model"], r["benchmark"]): r["mean_tokens"] for r in rows
            if r["method"] == reference_method}
-    for r in rows:
-        t = ref.get((r["model"], r["benchmark"]))
+    for row in rows:
+        t = ref.get((row["model"], row["benchmark"]))
         if t:
-            r["tokens_vs_ref"] = r["mean_tokens"] / t
+            row["tokens_vs_ref"] = row["mean_tokens"] / t
     return rows
 
 

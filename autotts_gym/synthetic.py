@@ -508,7 +508,7 @@ def calibrate(json_dir: Path) -> dict[tuple[str, str], SynthParams]:
     from .store import ReplayStore
 
     with tempfile.TemporaryDirectory() as tmp:
-        import_sources(json_dir, tmp)
+        import_sources(json_dir, Path(tmp))
         store = ReplayStore(tmp)
         return {rs.key: fit(measure(rs)) for rs in store}
 

@@ -130,7 +130,7 @@ class RoundMacroWrapper(gym.Wrapper):
 
     def _deepen(self, n: int) -> Iterator[int]:
         masks, N = self.inner.action_masks, self.N
-        for slot in np.flatnonzero(masks()[2:2 + N]):
+        for slot in map(int, np.flatnonzero(masks()[2:2 + N])):
             for _ in range(n):
                 if not masks()[encode("continue", slot, N)]:
                     break

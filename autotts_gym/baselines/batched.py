@@ -108,7 +108,7 @@ def parallel_probe_batch(batch: EpisodeBatch, num_chains: int = 64, T: int = 40,
     prev = np.full(E, -2, dtype=np.int64)  # -2: no winner yet
     stable = np.zeros(E, dtype=np.int64)
     out = np.full(E, -2, dtype=np.int64)
-    running = chain.any(axis=1)
+    running = np.asarray(chain.any(axis=1))
     out[~running] = NONE
     for step in range(max_steps):
         # only the rows still running take part: gather their state, step, scatter back

@@ -17,7 +17,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -169,7 +169,8 @@ def collect(questions: list[Question], client: CompletionsClient, out: Path | st
         return {"q": q, "t": t, **rec}
 
     with ThreadPoolExecutor(max_workers=cfg.concurrency) as pool:
-        pending, queue = set(), iter(todo)
+        pending: set[Future[dict]] = set()
+        queue = iter(todo)
         while True:
             while len(pending) < cfg.concurrency and not capped:
                 nxt = next(queue, None)
