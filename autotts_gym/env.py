@@ -133,7 +133,9 @@ class AutoTTSEnv(gym.Env):
     * ``render_mode``: ``"ansi"`` or ``"rgb_array"``.
     """
 
-    metadata: dict[str, Any] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}  # noqa: RUF012 (Gymnasium declares it so)
+    # a plain class attribute, as gymnasium.Env declares it (a ClassVar would clash)
+    metadata: dict[str, Any] = {  # noqa: RUF012
+        "render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
