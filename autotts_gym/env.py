@@ -11,7 +11,7 @@ from gymnasium import spaces
 
 from .actions import ANSWER, BRANCH, n_actions
 from .core import Episode, branch_order
-from .data import describe_source, is_synthetic, open_store
+from .data import describe_source, open_store
 from .protocol import TOKEN_SCALE, default_gamma
 from .store import ReplaySet, ReplayStore
 from .voting import Tally, majority
@@ -158,7 +158,7 @@ class AutoTTSEnv(gym.Env):
         self.sets: list[ReplaySet] = self.store.select(model, benchmark)
         if not self.sets:
             raise ValueError(f"{self.store.root}: no replay sets to play")
-        self.synthetic = is_synthetic(self.store)
+        self.synthetic = any(rs.synthetic for rs in self.sets)  # attributes already read
         if self.synthetic:
             gym.logger.warn(f"AutoTTS-v0 plays {describe_source(self.store)}")
         # spaces sized from per-set bounds (computed once per loaded set, not per problem)
