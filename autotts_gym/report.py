@@ -147,17 +147,18 @@ def plot_frontier(rows: Sequence[dict], path: Path, title: str | None = None) ->
     fig, axes = plt.subplots(nrows, cols, figsize=(4.6 * cols, 3.6 * nrows), squeeze=False)
     methods = sorted({r["method"] for r in rows})
     colors = {m: plt.cm.tab10(i % 10) for i, m in enumerate(methods)}
-    for ax, (m, b) in zip(axes.flat, panels):
+    for ax, (m, b) in zip(axes.flat, panels, strict=False):  # the grid may have spare cells
         for meth in methods:
             pts = sorted((r["mean_tokens"] / 1e3, r["accuracy_pct"]) for r in rows
                          if r["model"] == m and r["benchmark"] == b and r["method"] == meth)
             if not pts:
                 continue
             if len(pts) == 1:
-                ax.scatter(*zip(*pts), color=colors[meth], label=meth, zorder=3)
+                ax.scatter(*zip(*pts, strict=True), color=colors[meth], label=meth, zorder=3)
             else:
-                ax.plot(*zip(*pts), "o-", color=colors[meth], label=meth, alpha=0.5, ms=3)
-                ax.plot(*zip(*pareto_frontier(pts)), "-", color=colors[meth], lw=2)
+                ax.plot(*zip(*pts, strict=True), "o-", color=colors[meth], label=meth,
+                        alpha=0.5, ms=3)
+                ax.plot(*zip(*pareto_frontier(pts), strict=True), "-", color=colors[meth], lw=2)
         ax.set_title(f"{m} / {b}", fontsize=9)
         ax.set_xlabel("mean tokens per problem (k)")
         ax.set_ylabel("accuracy (%)")
