@@ -6,6 +6,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+from .. import args as args_
 from .evaluation import TABLE1_METHODS, _betas
 
 
@@ -16,36 +17,38 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--replay-dir", help="overrides the config's replay_dir")
     _split_flags(p)
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, out_policy="check")
 
     p = sub.add_parser("compare", help="RL policies and controllers on the same episodes")
     p.add_argument("--policy", action="append", default=[],
                    help="rl:runs/NAME/best.zip (repeatable)")
     p.add_argument("--controllers", default="sc64,cmc",
                    help="comma-separated controllers (built-in names or files)")
+    p.add_argument("--controller-config", metavar="KEY=VALUE,...",
+                   help="config of the release-style classes (FILE.py:CLASS), beside beta")
     p.add_argument("--betas", type=_betas, default=_betas("0,0.25,0.5,0.75,1"),
                    help="betas for the policies and beta-aware controllers")
-    p.add_argument("--benchmarks", default=None,
+    p.add_argument("--benchmarks", default=None, type=args_.names,
                    help="benchmarks to compare on (default: the split's held-out ones)")
     _split_flags(p)
-    p.add_argument("--models", default=None)
-    p.add_argument("--seeds", default="0-99")
-    p.add_argument("--replay-dir")
-    p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--out", required=True, type=Path)
-    p.set_defaults(func=cmd_compare)
+    p.add_argument("--models", default=None, type=args_.names,
+                   help="comma-separated models (default: all)")
+    p.add_argument("--seeds", default="0-99", type=args_.seeds,
+                   help="branch-order seeds, e.g. 0-99 or 0,1,5")
+    p.add_argument("--replay-dir", help="store or AutoTTS JSON folder (default: see README)")
+    p.add_argument("--workers", type=args_.positive_int, default=None,
+                   help="processes (default: all cores)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output directory (checked and locked before the work starts)")
+    p.set_defaults(func=cmd_compare, out_policy="lock")
 
 
 def _split_flags(p) -> None:
-    p.add_argument("--search", type=_names, default=None,
+    p.add_argument("--search", type=args_.names, default=None,
                    help="comma-separated search benchmarks (default: aime24)")
-    p.add_argument("--held-out", type=_names, default=None,
+    p.add_argument("--held-out", type=args_.names, default=None,
                    help="comma-separated held-out benchmarks (default: aime25,hmmt25 where "
                         "the store has them, else every other benchmark)")
-
-
-def _names(text: str) -> list[str]:
-    return [b.strip() for b in text.split(",") if b.strip()]
 
 
 def cmd_train(args) -> int:
@@ -88,6 +91,7 @@ def held_out_average(rows: list[dict]) -> list[dict]:
 
 
 def cmd_compare(args) -> int:
+    from autotts_gym.controllers import load_controllers
     from autotts_gym.data import describe_source, open_store
     from autotts_gym.harness import evaluate_many, seeds_arg
     from autotts_gym.protocol import Split
@@ -97,17 +101,20 @@ def cmd_compare(args) -> int:
     store = open_store(args.replay_dir)
     print(describe_source(store), file=sys.stderr)
     split = Split.for_benchmarks(store.benchmarks(), args.search, args.held_out)
-    benchmarks = args.benchmarks or ",".join(split.require_held_out())
+    benchmarks = args.benchmarks or list(split.require_held_out())
     entries = []
     for spec in args.policy:
         pol = load_policy(spec)
         entries.append((pol, args.betas, pol.name))
     fixed = {ctl: (beta, name) for ctl, beta, name in TABLE1_METHODS if ctl != "cmc"}
-    for ctl in [c for c in args.controllers.split(",") if c]:
+    names = [c for c in args.controllers.split(",") if c]
+    others = [c for c in names if c not in fixed]
+    loaded = dict(zip(others, load_controllers(others, args.controller_config)))
+    for ctl in names:
         if ctl in fixed:
             entries.append((ctl, (fixed[ctl][0],), fixed[ctl][1]))
         else:
-            entries.append((ctl, args.betas, None))
+            entries.append((loaded[ctl], args.betas, None))
     if not any(name == "SC@64" for _, _, name in entries):
         entries.append(("sc64", (0.5,), "SC@64"))
     results = evaluate_many(entries, store, args.models, benchmarks,
