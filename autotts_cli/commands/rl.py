@@ -109,7 +109,7 @@ def cmd_compare(args) -> int:
     fixed = {ctl: (beta, name) for ctl, beta, name in TABLE1_METHODS if ctl != "cmc"}
     names = [c for c in args.controllers.split(",") if c]
     others = [c for c in names if c not in fixed]
-    loaded = dict(zip(others, load_controllers(others, args.controller_config)))
+    loaded = dict(zip(others, load_controllers(others, args.controller_config), strict=True))
     for ctl in names:
         if ctl in fixed:
             entries.append((ctl, (fixed[ctl][0],), fixed[ctl][1]))
