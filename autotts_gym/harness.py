@@ -317,8 +317,8 @@ def evaluate(
     ``policy``: a controller (built-in name such as ``"cmc"``, module path, ``.py`` file,
     module, ``make_controller`` callable or :class:`ControllerSpec`), an :class:`Executor`
     (e.g. the discovery sandbox; it runs in this process, one unit per replay set and beta),
-    or a Gymnasium policy (an SB3 model, a :class:`GymPolicy`). ``max_steps`` caps session calls (controllers) or
-    env steps (policies) per episode. Results do not depend on ``workers``.
+    or a Gymnasium policy (an SB3 model, a :class:`GymPolicy`). ``max_steps`` caps session
+    calls (controllers) or env steps (policies) per episode. Results do not depend on ``workers``.
     """
     return evaluate_many([(policy, betas, method)], store, models, benchmarks, seeds,
                          workers, fast, max_steps, progress, trace, kappa_probe, seed_chunk)

@@ -84,7 +84,7 @@ class ChatTemplate:
             out = tok.apply_chat_template([{"role": "user", "content": user}],
                                           chat_template=self.template, tokenize=False,
                                           add_generation_prompt=True, **dict(self.kwargs))
-        except Exception as e:  # jinja errors of a user-supplied template
+        except Exception as e:  # jinja errors of a user-supplied template  # noqa: BLE001
             raise TemplateError(f"{self.name}: applying the chat template failed: "
                                 f"{type(e).__name__}: {e}") from None
         return out if isinstance(out, str) else str(out)
