@@ -10,10 +10,10 @@ import textwrap
 import pytest
 
 from autotts_gym.actions import ANSWER, BRANCH, encode
-from autotts_cli.commands.evaluation import TABLE1_METHODS, table1
 from autotts_gym.controllers import ControllerError, load_controller
 from autotts_gym.core import Episode, EpisodeBatch
 from autotts_gym.harness import GymPolicy, HarnessError, evaluate
+from autotts_gym.reproduce import TABLE1_METHODS, table1
 from autotts_gym.session import Session
 
 MODULES = {"sc64": "sc", "asc": "asc", "esc": "esc", "parallel_probe": "parallel_probe",
@@ -177,8 +177,8 @@ def test_results_files(tmp_path, real_store):
     res = evaluate("cmc", real_store, models="Qwen3-1.7B", benchmarks="aime24",
                    seeds=range(5), betas=(0.0, 0.5, 1.0), progress=False, trace=True,
                    workers=1)  # tracing takes the per-episode path even with fast=True
-    res = res + evaluate("sc64", real_store, models="Qwen3-1.7B", benchmarks="aime24",
-                         seeds=range(5), progress=False, method="SC@64")
+    assert res.reference == "SC@64" and {r.method for r in res.records} == {"CMC"}
+    assert {r.method for r in res.reference_records} == {"SC@64"}  # added like the CLI does
     paths = res.write(tmp_path)
     rows = list(csv.DictReader(open(paths["summary_csv"])))
     assert len(rows) == 4
@@ -189,8 +189,8 @@ def test_results_files(tmp_path, real_store):
     assert toks == sorted(toks) and all(float(r["tokens_vs_ref"]) < 1 for r in cmc)
     assert paths["plot"].stat().st_size > 10_000
     lines = [json.loads(line) for line in open(paths["records"])]
-    assert lines == [r.__dict__ for r in res.records] and len(lines) == 30 * 5 * 4
+    assert lines == [r.__dict__ for r in res.all_records] and len(lines) == 30 * 5 * 4
     traces = [json.loads(line) for line in open(paths["traces"])]
     assert len(traces) == 30 * 5 * 3 and all(t["trace"] for t in traces)
-    lo, hi = float(rows[0]["ci95_low"]), float(rows[0]["ci95_high"])
+    lo, hi = float(rows[0]["accuracy_ci_low"]), float(rows[0]["accuracy_ci_high"])
     assert lo <= float(rows[0]["accuracy_pct"]) <= hi

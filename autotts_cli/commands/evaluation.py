@@ -1,34 +1,16 @@
-"""``autotts reproduce``, ``autotts eval`` and ``autotts sweep``."""
+"""``autotts reproduce``, ``autotts eval`` and ``autotts sweep`` (thin: parse, call the
+library, print)."""
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 
-# (controller, beta, name in the paper's Table 1)
-TABLE1_METHODS = [
-    ("sc64", 0.5, "SC@64"),
-    ("asc", 0.5, "ASC"),
-    ("esc", 0.5, "ESC"),
-    ("parallel_probe", 0.5, "Parallel-Probe"),
-    ("cmc", 0.5, "CMC(beta=0.5)"),
-    ("cmc", 1.0, "CMC(beta=1.0)"),
-]
+from autotts_gym.harness import betas_arg
 
-
-def _betas(text: str) -> list[float]:
-    try:
-        out = [float(b) for b in text.split(",") if b.strip()]
-    except ValueError:
-        raise ValueError(f"--betas {text!r}: expected numbers separated by commas") from None
-    bad = [b for b in out if not 0.0 <= b <= 1.0]
-    if not out or bad:
-        raise ValueError(f"--betas {text!r}: every beta must lie in [0, 1]")
-    return out
+_betas = betas_arg  # kept for command modules that import it from here
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -39,6 +21,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
     p.add_argument("--out", required=True, type=Path, help="output directory")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_reference_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference", default="sc64",
+                   help="method the paired differences are taken against: a method label "
+                        "of the run (e.g. CMC) or a controller added to the run (default: "
+                        "sc64, labelled SC@<width of the store>)")
 
 
 def register(sub) -> None:
@@ -53,9 +42,9 @@ def register(sub) -> None:
         p.add_argument("--controller", required=True,
                        help="controller file (.py), module path or built-in name "
                             "(sc64, asc, esc, parallel_probe, cmc)")
-        p.add_argument("--betas", type=_betas,
-                       default=_betas("0,0.25,0.5,0.75,1" if name == "eval"
-                                      else "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"))
+        p.add_argument("--betas", type=betas_arg,
+                       default=betas_arg("0,0.25,0.5,0.75,1" if name == "eval"
+                                         else "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"))
         p.add_argument("--no-fast", action="store_true",
                        help="always run one session per episode (no vectorized path)")
         p.add_argument("--trace", action="store_true", help="write execution traces")
@@ -63,15 +52,20 @@ def register(sub) -> None:
                        help="run the controller file in the discovery sandbox (untrusted code)")
         p.add_argument("--max-steps", type=int, default=100_000,
                        help="per-episode cap on session calls")
-        p.add_argument("--baselines", default="sc64,cmc",
-                       help="baselines drawn beside the curve (comma-separated, '' for none)")
+        p.add_argument("--baselines", default="cmc",
+                       help="baselines drawn beside the curve (comma-separated, '' for none; "
+                            "the reference is always added)")
+        add_reference_arg(p)
+        p.add_argument("--curves", action="store_true",
+                       help="also draw SC@k and pass@k (k = 1..N) beside the frontier and "
+                            "write curves.csv")
         p.set_defaults(func=cmd_eval)
 
 
-def _open(args):
+def open_store_verbose(replay_dir):
     from autotts_gym.data import describe_source, open_store
 
-    store = open_store(args.replay_dir)
+    store = open_store(replay_dir)
     print(describe_source(store), file=sys.stderr)
     return store
 
@@ -82,100 +76,110 @@ def _seeds(args) -> list[int]:
     return seeds_arg(args.seeds)
 
 
-def paper_numbers() -> dict[tuple[str, str, str], tuple[float, float]]:
-    """The paper's printed Table 1: (model, benchmark, method) -> (accuracy %, tokens k)."""
-    text = resources.files("autotts_gym").joinpath("reference_table1.csv").read_text()
-    return {(r["model"], r["benchmark"], r["method"]):
-            (float(r["paper_accuracy_pct"]), float(r["paper_tokens_k"]))
-            for r in csv.DictReader(text.splitlines())}
-
-
-def table1(store, seeds, workers=None, progress=True, models=None, benchmarks=None):
-    """Evaluate every Table 1 method; returns (Results, rows of table1.csv)."""
-    from autotts_gym.harness import evaluate_many
-
-    # the slowest methods first, so the worker pool stays busy to the end
-    entries = [(ctl, (beta,), name) for ctl, beta, name in TABLE1_METHODS]
-    entries.sort(key=lambda e: e[0] not in ("cmc", "parallel_probe"))
-    results = evaluate_many(entries, store, models, benchmarks, seeds, workers,
-                            progress=progress)
-    rows = []
-    order = {name: i for i, (_, _, name) in enumerate(TABLE1_METHODS)}
-    for r in sorted(results.summary(), key=lambda r: (r["model"], r["benchmark"],
-                                                      order[r["method"]])):
-        rows.append({"model": r["model"], "benchmark": r["benchmark"],
-                     "method": r["method"], "accuracy_pct": f"{r['accuracy_pct']:.2f}",
-                     "mean_tokens": f"{r['mean_tokens']:.0f}"})
-    return results, rows
-
-
-def table1_markdown(rows, synthetic: bool) -> str:
-    paper = paper_numbers()
-    lines = []
-    if synthetic:
-        lines += ["> **SYNTHETIC replay data**: these numbers come from the bundled generator,",
-                  "> not from a real model; they are not comparable with the paper.", ""]
-    lines += ["| model | benchmark | method | accuracy % | tokens (k) | paper accuracy % "
-              "| paper tokens (k) |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        pa, pt = paper.get((r["model"], r["benchmark"], r["method"]), (None, None))
-        lines.append(f"| {r['model']} | {r['benchmark']} | {r['method']} | "
-                     f"{r['accuracy_pct']} | {float(r['mean_tokens']) / 1e3:.1f} | "
-                     f"{'' if pa is None else pa} | {'' if pt is None else pt} |")
-    return "\n".join(lines) + "\n"
-
-
 def cmd_reproduce(args) -> int:
-    from autotts_gym.report import plot_frontier, write_text
-
-    store = _open(args)
+    from autotts_gym.report import write_text
+    from autotts_gym.reproduce import held_out_rows, table1, table1_csv, table1_markdown
+    store = open_store_verbose(args.replay_dir)
     t0 = time.perf_counter()
     results, rows = table1(store, _seeds(args), args.workers, not args.no_progress,
                            args.models, args.benchmarks)
     elapsed = time.perf_counter() - t0
     out: Path = args.out
-    results.write(out / "episodes", plot=False)
-    buf = ["model,benchmark,method,accuracy_pct,mean_tokens"]
-    buf += [f"{r['model']},{r['benchmark']},{r['method']},{r['accuracy_pct']},"
-            f"{r['mean_tokens']}" for r in rows]
-    write_text(out / "table1.csv", "\n".join(buf) + "\n")
-    write_text(out / "table1.md", table1_markdown(rows, results.synthetic))
-    plot_frontier(results.summary(), out / "frontier.png", title="Table 1 methods")
-    print(table1_markdown(rows, results.synthetic))
+    results.write(out)
+    held = held_out_rows(results)
+    write_text(out / "table1.csv", table1_csv(rows))
+    if held:
+        write_text(out / "held_out_average.csv", _contract_csv(held))
+    text = table1_markdown(rows, results.synthetic, held)
+    write_text(out / "table1.md", text)
+    print(text)
     print(f"{len(rows)} cells, {len(results.records)} episodes in {elapsed:.1f} s; "
-          f"written to {out}/table1.csv, table1.md, frontier.png, episodes/")
+          f"written to {out}/ (table1.csv, table1.md, held_out_average.csv, summary.csv, "
+          f"average.csv, frontier.png, records.jsonl)")
     if results.synthetic:
         print("WARNING: ran on the bundled SYNTHETIC store; get the real data with "
               "`autotts data download` or point --replay-dir at your copy.", file=sys.stderr)
     return 0
 
 
-def cmd_eval(args) -> int:
-    from autotts_gym.harness import evaluate
+def _contract_csv(rows) -> str:
+    from autotts_gym.report import summary_csv
 
-    store = _open(args)
-    seeds = _seeds(args)
-    t0 = time.perf_counter()
-    if args.sandbox:
-        results = _sandboxed(args, store, seeds)
+    return summary_csv(rows)
+
+
+def run_with_reference(entries, store, args, seeds, **kw):
+    """Evaluate ``entries`` plus the reference (``--reference``) on the same episodes;
+    returns Results whose ``reference`` is set."""
+    from autotts_gym.controllers import load_controller
+    from autotts_gym.harness import evaluate_many, reference_label
+
+    ref = args.reference
+    labels = {name for _, _, name in entries if name}
+    if ref == "sc64":
+        label = reference_label(store.select(args.models, args.benchmarks))
+    elif ref in labels:
+        label = ref
     else:
-        results = evaluate(args.controller, store, models=args.models,
-                           benchmarks=args.benchmarks, seeds=seeds, betas=args.betas,
-                           workers=args.workers, fast=not args.no_fast,
-                           max_steps=args.max_steps, progress=not args.no_progress,
-                           trace=args.trace)
-    for name in [b for b in args.baselines.split(",") if b]:
-        for ctl, beta, label in TABLE1_METHODS:
-            if ctl == name:
-                results = results + evaluate(ctl, store, models=args.models,
-                                             benchmarks=args.benchmarks, seeds=seeds,
-                                             betas=(beta,), workers=args.workers,
-                                             method=label, progress=False)
-    paths = results.write(args.out)
+        label = load_controller(ref).name
+    if label not in labels:
+        entries = [*entries, (ref, (0.5,), label)]
+    results = evaluate_many(entries, store, args.models, args.benchmarks, seeds,
+                            args.workers, **kw)
+    if label not in results.methods:
+        raise ValueError(f"--reference {ref!r}: not a method of this run "
+                         f"({', '.join(results.methods)})")
+    results.reference = label
+    return results
+
+
+def baseline_entries(names: str, betas, store, args) -> list[tuple]:
+    """``(controller, betas, label)`` entries for ``--baselines``/``--controllers``:
+    Table 1 methods at their Table 1 beta (CMC and unknown controllers at every beta),
+    sc64 labelled after the store's width."""
+    from autotts_gym.harness import reference_label
+    from autotts_gym.reproduce import TABLE1_METHODS
+
+    out = []
+    for name in [b.strip() for b in names.split(",") if b.strip()]:
+        fixed = [(ctl, (beta,), label) for ctl, beta, label in TABLE1_METHODS if ctl == name]
+        if name == "sc64":
+            out.append(("sc64", (0.5,),
+                        reference_label(store.select(args.models, args.benchmarks))))
+        elif name == "cmc" or not fixed:
+            out.append((name, tuple(betas), None))
+        else:
+            out.append(fixed[0])
+    return out
+
+
+def cmd_eval(args) -> int:
     from autotts_gym.report import summary_markdown
 
+    store = open_store_verbose(args.replay_dir)
+    seeds = _seeds(args)
+    t0 = time.perf_counter()
+    base = baseline_entries(args.baselines, args.betas, store, args)
+    if args.sandbox:
+        results = _sandboxed(args, store, seeds)
+        results = results + run_with_reference(base, store, args, seeds,
+                                               progress=not args.no_progress)
+    else:
+        entries = [(args.controller, args.betas, None), *base]
+        results = run_with_reference(entries, store, args, seeds, fast=not args.no_fast,
+                                     max_steps=args.max_steps,
+                                     progress=not args.no_progress, trace=args.trace)
+    curves = None
+    if args.curves:
+        from autotts_gym.curves import curves_csv, reference_curves
+        from autotts_gym.report import write_text
+
+        curves = reference_curves(store, args.models, args.benchmarks, seeds)
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_text(args.out / "curves.csv", curves_csv(curves))
+    paths = results.write(args.out, curves=curves)
     print(summary_markdown(results.summary()))
-    print(f"{len(results.records)} episodes in {time.perf_counter() - t0:.1f} s; "
+    print(f"{len(results.all_records)} episodes in {time.perf_counter() - t0:.1f} s; "
           f"written to {', '.join(str(p) for p in paths.values())}")
     return 0
 
