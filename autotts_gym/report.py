@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from .harness import EpisodeRecord, Results
 
 __all__ = ["SUMMARY_FIELDS", "average_markdown", "method_colors", "pareto_frontier",
-           "plot_frontier", "summarize", "pooled_summary", "summary_csv", "summary_markdown",
+           "plot_frontier", "pooled_summary", "summarize", "summary_csv", "summary_markdown",
            "write_results", "write_text"]
 
 SIGNIFICANT = "*"
@@ -65,7 +65,7 @@ def delta_cell(r: dict) -> str:
     if r.get("delta_vs_ref_pts") is None:
         return ""
     text = (f"{r['delta_vs_ref_pts']:+.2f} "
-            f"{_ci(r['delta_ci_low'], r['delta_ci_high'], sign=True)}")
+            f"{_ci(r['delta_ci_low'], r['delta_ci_high'], digits=2, sign=True)}")
     if r["method"] != r.get("reference") and not (
             r["delta_ci_low"] <= 0 <= r["delta_ci_high"]):
         text = f"**{text}**{SIGNIFICANT}"
@@ -214,17 +214,17 @@ def plot_frontier(rows: Sequence[dict], path: Path, title: str | None = None,
         return
     cols = min(3, len(panels))
     nrows = (len(panels) + cols - 1) // cols
-    fig, axes = plt.subplots(nrows, cols, figsize=(5.0 * cols, 3.9 * nrows + 0.9),
-                             squeeze=False)
+    height = 3.6 * nrows + 0.75  # inches: panels, then a legend row and the caption
+    fig, axes = plt.subplots(nrows, cols, figsize=(5.0 * cols, height), squeeze=False)
     methods = sorted({r["method"] for r in rows})
     curve_names = sorted({c["curve"] for c in curves})
     colors = method_colors([*methods, *curve_names])
     handles: dict[str, object] = {}
     for ax, (m, b) in zip(axes.flat, panels):
         for name in curve_names:
-            pts = sorted(((c["mean_tokens"] / 1e3, c["accuracy_pct"], c["accuracy_ci_low"],
-                           c["accuracy_ci_high"]) for c in curves
-                          if c["model"] == m and c["benchmark"] == b and c["curve"] == name))
+            pts = sorted((c["mean_tokens"] / 1e3, c["accuracy_pct"], c["accuracy_ci_low"],
+                          c["accuracy_ci_high"]) for c in curves
+                         if c["model"] == m and c["benchmark"] == b and c["curve"] == name)
             if not pts:
                 continue
             x, y, lo, hi = zip(*pts)
@@ -260,15 +260,14 @@ def plot_frontier(rows: Sequence[dict], path: Path, title: str | None = None,
     labels = list(handles)
     fig.legend([handles[k] for k in labels], labels, loc="lower center",
                ncol=min(len(labels), 6), fontsize=7, frameon=False,
-               bbox_to_anchor=(0.5, 0.0 + 0.35 / (3.9 * nrows + 0.9)))
+               bbox_to_anchor=(0.5, 0.3 / height))
     note = "Numbers next to points: beta. " + caption if caption else \
         "Numbers next to points: beta."
     fig.text(0.5, 0.005, "\n".join(textwrap.wrap(note, 60 * cols)), ha="center",
              va="bottom", fontsize=6.5, color="#333333")
     if title:
         fig.suptitle(title)
-    bottom = (0.9 + 0.1 * nrows) / (3.9 * nrows + 0.9)
-    fig.tight_layout(rect=(0, bottom, 1, 0.97 if title else 1))
+    fig.tight_layout(rect=(0, 0.65 / height, 1, 0.97 if title else 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)

@@ -133,14 +133,14 @@ def table1_markdown(rows: Sequence[dict], synthetic: bool,
                     held_out: Sequence[dict] = ()) -> str:
     """Paper and protocol side by side, intervals, the footnoted cells, the held-out
     average."""
-    from .report import delta_cell
+    from .report import delta_cell, tokens_cell
 
     lines = []
     if synthetic:
         lines += ["> **SYNTHETIC replay data**: these numbers come from the bundled generator,",
                   "> not from a real model; they are not comparable with the paper.", ""]
-    lines += ["| model | benchmark | method | paper accuracy % | accuracy % [95% CI] "
-              "| paper tokens (k) | tokens (k) | accuracy - SC@64 (pts) [95% CI] |",
+    lines += [("| model | benchmark | method | paper accuracy % | accuracy % [95% CI] "
+               "| paper tokens (k) | tokens (k) | accuracy - SC@64 (pts) [95% CI] |"),
               "|---|---|---|---|---|---|---|---|"]
     noted = 0
     for r in rows:
@@ -156,22 +156,22 @@ def table1_markdown(rows: Sequence[dict], synthetic: bool,
             f"{float(r['mean_tokens']) / 1e3:.1f} | {delta_cell(r)} |")
     if held_out:
         bench = held_out[0]["benchmark"]
-        lines += ["", f"Held-out average ({bench}, every model; cells weighted equally, "
-                  "problems resampled within cells):", "",
-                  "| method | paper accuracy % | accuracy % [95% CI] | paper tokens (k) | "
-                  "tokens (k) | tokens vs SC@64 | accuracy - SC@64 (pts) [95% CI] | "
-                  "P(improve) |", "|---|---|---|---|---|---|---|---|"]
+        lines += ["", (f"Held-out average ({bench}, every model; cells weighted equally, "
+                       "problems resampled within cells):"), "",
+                  ("| method | paper accuracy % | accuracy % [95% CI] | paper tokens (k) | "
+                   "tokens (k) | tokens vs SC@64 [95% CI] | accuracy - SC@64 (pts) [95% CI] | "
+                   "P(improve) |"), "|---|---|---|---|---|---|---|---|"]
         for r in held_out:
             pa, pt = r.get("paper_accuracy_pct"), r.get("paper_tokens_k")
-            rel = "" if r.get("tokens_vs_ref") is None else f"{100 * r['tokens_vs_ref']:.1f}%"
+            rel = tokens_cell(r)
             p = "" if r.get("p_improvement") is None else f"{r['p_improvement']:.2f}"
             lines.append(
                 f"| {r['method']} | {'' if pa is None else f'{pa:.2f}'} | "
                 f"{r['accuracy_pct']:.2f} {_ci(r['accuracy_ci_low'], r['accuracy_ci_high'])}"
                 f" | {'' if pt is None else f'{pt:.1f}'} | {r['mean_tokens'] / 1e3:.1f} | "
                 f"{rel} | {delta_cell(r)} | {p} |")
-    lines += ["", f"Intervals: {INTERVAL_METHOD}. Bold and * : the paired difference's "
-              "interval excludes 0."]
+    lines += ["", (f"Intervals: {INTERVAL_METHOD}. Bold with *: the paired difference's "
+                   "interval excludes 0.")]
     if noted:
         lines += ["", FOOTNOTE]
     return "\n".join(lines) + "\n"

@@ -137,7 +137,7 @@ def cells_from_records(records: Iterable[Record]) -> dict[tuple, Cell]:
         out[key] = Cell(*key, problems=problems,
                         correct=np.bincount(inv, weights=a[:, 2]) / n,
                         tokens=np.bincount(inv, weights=a[:, 3]) / n,
-                        n_seeds=int(len(np.unique(a[:, 1]))))
+                        n_seeds=len(np.unique(a[:, 1])))
     return out
 
 

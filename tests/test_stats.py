@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from autotts_gym import stats
-from autotts_gym.harness import EpisodeRecord, Results, evaluate, reference_label
+from autotts_gym.harness import EpisodeRecord, evaluate, reference_label
 
 
 def _records(method: str, acc: np.ndarray, tokens: float, model="M", bench="B", beta=0.5,

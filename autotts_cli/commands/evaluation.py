@@ -159,7 +159,8 @@ def cmd_eval(args) -> int:
     store = open_store_verbose(args.replay_dir)
     seeds = _seeds(args)
     t0 = time.perf_counter()
-    base = baseline_entries(args.baselines, args.betas, store, args)
+    base = [e for e in baseline_entries(args.baselines, args.betas, store, args)
+            if e[0] != args.controller]
     if args.sandbox:
         results = _sandboxed(args, store, seeds)
         results = results + run_with_reference(base, store, args, seeds,

@@ -50,10 +50,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from autotts_rl.train import load_policy
-
     from autotts_gym.harness import seeds_arg
     from autotts_gym.report import average_markdown, data_note
+    from autotts_rl.train import load_policy
 
     from .evaluation import baseline_entries, open_store_verbose, run_with_reference
 
