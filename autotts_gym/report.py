@@ -261,8 +261,8 @@ def plot_frontier(rows: Sequence[dict], path: Path, title: str | None = None,
     fig.legend([handles[k] for k in labels], labels, loc="lower center",
                ncol=min(len(labels), 6), fontsize=7, frameon=False,
                bbox_to_anchor=(0.5, 0.3 / height))
-    note = "Numbers next to points: beta. " + caption if caption else \
-        "Numbers next to points: beta."
+    note = " ".join(x for x in ("Numbers next to points: beta." if methods else "", caption)
+                    if x)
     fig.text(0.5, 0.005, "\n".join(textwrap.wrap(note, 60 * cols)), ha="center",
              va="bottom", fontsize=6.5, color="#333333")
     if title:

@@ -115,11 +115,18 @@ def run_with_reference(entries, store, args, seeds, **kw):
     from autotts_gym.harness import evaluate_many, reference_label
 
     ref = args.reference
-    labels = {name for _, _, name in entries if name}
+    labels = {}  # label -> controller spec, of the entries already in the run
+    for ctl, _, name in entries:
+        if name is None and isinstance(ctl, str):
+            name = load_controller(ctl).name
+        if name is not None:
+            labels[name] = ctl
     if ref == "sc64":
         label = reference_label(store.select(args.models, args.benchmarks))
     elif ref in labels:
         label = ref
+    elif ref in labels.values():
+        label = next(k for k, v in labels.items() if v == ref)
     else:
         label = load_controller(ref).name
     if label not in labels:
