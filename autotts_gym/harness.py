@@ -122,6 +122,25 @@ class Results:
 
         return write_results(self, Path(out), reference, plot, curves)
 
+    @classmethod
+    def read(cls, path: Path | str) -> Results:
+        """Results from a ``records.jsonl`` (or a directory holding one) that
+        :meth:`write` produced."""
+        import json
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "records.jsonl"
+        if not path.is_file():
+            raise HarnessError(f"{path}: no records.jsonl to read")
+        names = [f.name for f in fields(EpisodeRecord)]
+        try:
+            recs = [EpisodeRecord(**{k: d[k] for k in names})
+                    for d in map(json.loads, path.read_text().splitlines()) if d]
+        except (KeyError, TypeError, ValueError) as e:
+            raise HarnessError(f"{path}: not a records.jsonl of episode records ({e})") from None
+        return cls(recs)
+
     def to_pandas(self, what: str = "records"):
         """A pandas DataFrame of the ``records`` (every episode, reference included), the
         ``summary`` rows or the ``average`` rows. Needs pandas (``pip install pandas``)."""

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats as sps
 
 from autotts_gym import stats
-from autotts_gym.harness import EpisodeRecord, evaluate, reference_label
+from autotts_gym.harness import EpisodeRecord, Results, evaluate, reference_label
 
 
 def _records(method: str, acc: np.ndarray, tokens: float, model="M", bench="B", beta=0.5,
@@ -138,7 +138,7 @@ def test_reference_named_after_the_store_width():
     assert reference_label(narrow) == "SC@16" and reference_label(wide) == "SC@64"
 
 
-def test_results_repr_pandas_and_reference(synthetic_store):
+def test_results_repr_pandas_and_reference(tmp_path, synthetic_store):
     res = evaluate("cmc", synthetic_store, models="Qwen3-4B", benchmarks="aime25",
                    seeds=range(3), betas=(0.0, 1.0), progress=False, workers=1)
     assert res.reference == "SC@64" and {r.method for r in res.records} == {"CMC"}
@@ -151,6 +151,8 @@ def test_results_repr_pandas_and_reference(synthetic_store):
     assert list(res.to_pandas("summary").columns[:15]) == stats.SUMMARY_FIELDS
     assert evaluate("cmc", synthetic_store, models="Qwen3-4B", benchmarks="aime25",
                     seeds=[0], progress=False, workers=1, reference=None).reference is None
+    back = Results.read(res.write(tmp_path, plot=False)["records"])
+    assert back.all_records == res.all_records and back.summary() == res.summary()
     r = repr(synthetic_store)
     assert len(r) < 300 and "9 sets" in r
     import autotts_gym
