@@ -248,8 +248,11 @@ def plot_frontier(rows: Sequence[dict], path: Path, title: str | None = None,
                 fx, fy = zip(*pareto_frontier(zip(x, y)))
                 ax.plot(fx, fy, "-", color=colors[meth], lw=2.2)
             if len(set(betas)) > 1 or len(methods) > 1:
-                for xi, yi, bi in zip(x, y, betas):
-                    ax.annotate(f"{bi:g}", (xi, yi), textcoords="offset points",
+                labels: dict[tuple[float, float], list[str]] = {}
+                for xi, yi, bi in zip(x, y, betas):  # coincident points share one label
+                    labels.setdefault((round(xi, 1), round(yi, 2)), []).append(f"{bi:g}")
+                for (xi, yi), bs in labels.items():
+                    ax.annotate(",".join(bs), (xi, yi), textcoords="offset points",
                                 xytext=(3, 3), fontsize=6, color=colors[meth])
         ax.set_title(f"{m} / {b}", fontsize=9)
         ax.set_xlabel("mean tokens per problem (k)")
