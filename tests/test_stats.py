@@ -216,3 +216,23 @@ def test_reproduce_footnotes_exactly_the_cells_where_paper_and_code_differ(real_
               for line in text.splitlines() if FOOTNOTE_MARK in line and line.startswith("|")}
     assert marked == differ and FOOTNOTE in text
     assert "[" in text  # intervals beside the numbers
+
+
+def test_curves_and_eval_commands_write_their_files(tmp_path, synthetic_store_dir):
+    from autotts_cli.main import main
+
+    assert main(["curves", "--replay-dir", str(synthetic_store_dir), "--models", "Qwen3-4B",
+                 "--benchmarks", "aime24", "--seeds", "0-1", "--max-k", "8", "--out",
+                 str(tmp_path / "c")]) == 0
+    with open(tmp_path / "c" / "curves.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 16 and {r["curve"] for r in rows} == {"SC@k", "pass@k"}
+    assert (tmp_path / "c" / "curves.png").stat().st_size > 10_000
+    assert main(["eval", "--controller", "cmc", "--betas", "0,1", "--baselines", "",
+                 "--replay-dir", str(synthetic_store_dir), "--models", "Qwen3-4B",
+                 "--benchmarks", "aime24", "--seeds", "0-1", "--workers", "1", "--curves",
+                 "--no-progress", "--out", str(tmp_path / "e")]) == 0
+    md = (tmp_path / "e" / "summary.md").read_text()
+    assert "SYNTHETIC" in md and "SC@64" in md and "[" in md
+    assert main(["eval", "--controller", "cmc", "--reference", "nope", "--seeds", "0",
+                 "--replay-dir", str(synthetic_store_dir), "--out", str(tmp_path / "x")]) == 2
