@@ -10,14 +10,24 @@ import sys
 import time
 
 import pytest
+from localhttp import JSONServer
+
 from autotts_discovery.codecheck import check_code, check_reply, extract_code
 from autotts_discovery.explorer import START, AnthropicExplorer, OfflineExplorer, render
 from autotts_discovery.history import History
-from autotts_discovery.loop import LoopConfig, accept, best_round, report, run_loop
+from autotts_discovery.loop import (
+    DiscoveryError,
+    LoopConfig,
+    accept,
+    best_round,
+    report,
+    require_success,
+    run_loop,
+)
 from autotts_discovery.pricing import PriceTable
 from autotts_discovery.prompt import build_prompt
 from autotts_discovery.sandbox import Limits
-from localhttp import JSONServer
+from autotts_gym.protocol import Split
 
 GOOD = "Here it is.\n```python\n" + render(START) + "```\n"
 
@@ -45,7 +55,7 @@ class MessagesServer(JSONServer):
                      "usage": {"input_tokens": 1000, "output_tokens": 500}}
 
 
-def test_anthropic_loop_records_each_case(tmp_path, real_store):
+def test_anthropic_loop_records_each_case(tmp_path, synthetic_store):
     server = MessagesServer([
         (200, GOOD),                                          # round 1: a normal reply
         (429, "slow down"), (200, GOOD),                      # round 2: 429, then success
@@ -58,7 +68,7 @@ def test_anthropic_loop_records_each_case(tmp_path, real_store):
                                      base_url=server.url, max_retries=2, timeout=10)
         cfg = LoopConfig(rounds=5, models=["Qwen3-4B"], seeds=[0], betas=[0.5],
                          explorer="anthropic", model="claude-sonnet-4-test")
-        history = run_loop(explorer, real_store, tmp_path / "run", cfg,
+        history = run_loop(explorer, synthetic_store, tmp_path / "run", cfg,
                            limits=Limits(wall_seconds=60), log=lambda *a: None)
     finally:
         server.close()
@@ -74,13 +84,14 @@ def test_anthropic_loop_records_each_case(tmp_path, real_store):
     assert "Round 1" in history.load(2)["prompt.md"]  # history goes into the next prompt
 
 
-def test_budget_stops_the_loop(tmp_path, real_store):
+def test_budget_stops_the_loop(tmp_path, synthetic_store):
     server = MessagesServer([(200, GOOD)] * 3)
     try:
         explorer = AnthropicExplorer("claude-opus-4", api_key="k", base_url=server.url)
         cfg = LoopConfig(rounds=3, models=["Qwen3-4B"], seeds=[0], betas=[0.5],
                          max_usd=0.05)
-        history = run_loop(explorer, real_store, tmp_path / "run", cfg, log=lambda *a: None)
+        history = run_loop(explorer, synthetic_store, tmp_path / "run", cfg,
+                           log=lambda *a: None)
     finally:
         server.close()
     # one call costs 1000*15/1e6 + 500*75/1e6 = $0.0525 >= $0.05: one round, then stop
@@ -89,13 +100,13 @@ def test_budget_stops_the_loop(tmp_path, real_store):
         "budget_reached"
 
 
-def test_loop_survives_hostile_proposals(tmp_path, real_store):
+def test_loop_survives_hostile_proposals(tmp_path, synthetic_store):
     hostile = [
         "import os\nos.system('id')\ndef make_controller(b):\n    return None\n",
-        "class C:\n    def solve(self, s):\n        while True:\n            pass\n"
-        "def make_controller(b):\n    return C()\n",
-        "class C:\n    def solve(self, s):\n        return 5\n"
-        "def make_controller(b):\n    return C()\n",
+        ("class C:\n    def solve(self, s):\n        while True:\n            pass\n"
+         "def make_controller(b):\n    return C()\n"),
+        ("class C:\n    def solve(self, s):\n        return 5\n"
+         "def make_controller(b):\n    return C()\n"),
     ]
 
     class Scripted:
@@ -107,17 +118,20 @@ def test_loop_survives_hostile_proposals(tmp_path, real_store):
             return Proposal(f"```python\n{hostile[len(history)]}```", 0, 0, "offline")
 
     cfg = LoopConfig(rounds=3, models=["Qwen3-4B"], seeds=[0], betas=[0.5])
-    history = run_loop(Scripted(), real_store, tmp_path / "run", cfg,
-                       limits=Limits(cpu_seconds=3, episode_seconds=3, wall_seconds=20),
+    history = run_loop(Scripted(), synthetic_store, tmp_path / "run", cfg,
+                       limits=Limits(cpu_seconds=3, reply_seconds=3, wall_seconds=20),
                        log=lambda *a: None)
-    kinds = [r["record.json"]["kind"] for r in history.rounds()]
+    with pytest.raises(DiscoveryError, match="no round produced a working controller"):
+        require_success(history)
+    kinds = [r["record.json"]["kind"] for r in History(tmp_path / "run").rounds()]
     assert kinds == ["rejected", "timeout", "bad_return"]
+    assert History(tmp_path / "run").state()["status"] == "failed"
 
 
-def test_kill_mid_round_and_resume(tmp_path, real_store_dir, real_store):
+def test_kill_mid_round_and_resume(tmp_path, synthetic_store_dir, synthetic_store):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "autotts_cli.main", "discover", "--explorer", "offline",
-           "--rounds", "4", "--out", str(run), "--replay-dir", str(real_store_dir),
+           "--rounds", "4", "--out", str(run), "--replay-dir", str(synthetic_store_dir),
            "--models", "Qwen3-4B", "--seeds", "0-1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -138,9 +152,9 @@ def test_kill_mid_round_and_resume(tmp_path, real_store_dir, real_store):
     assert (run / "rounds" / "r0001" / "controller.py").stat().st_mtime_ns == first
     assert all("results.json" in r for r in h.rounds())
     assert best_round(h) is not None
-    summary = report(run, real_store, tmp_path / "report", seeds=[0], betas=(0.5,))
+    summary = report(run, synthetic_store, tmp_path / "report", seeds=[0], betas=(0.5,))
     text = summary.read_text()
-    best = best_round(h)["index"]
+    best = best_round(h).index
     assert f"discovered r{best:04d}" in text and "SC@64" in text and "CMC" in text
     assert "aime25" in text and "hmmt25" in text and "aime24" not in text  # held out only
     assert (tmp_path / "report" / "frontier.png").is_file()
@@ -199,4 +213,4 @@ def test_offline_explorer_mutates_the_best():
     second = ex.propose("", hist)
     assert check_reply(second.text).ok and second.text != first.text
     assert ex.propose("", hist).text == second.text  # deterministic
-    assert "Earlier rounds" in build_prompt([])
+    assert "Earlier rounds" in build_prompt([], Split(("aime24",), ("aime25",)))

@@ -1,5 +1,5 @@
-"""``autotts reproduce``, ``autotts eval`` and ``autotts sweep`` (thin: parse, call the
-library, print)."""
+"""``autotts reproduce``, ``autotts eval`` and ``autotts sweep`` (thin: parse the flags,
+call :mod:`autotts_gym.reproduce`, :mod:`autotts_gym.harness` and the reports)."""
 
 from __future__ import annotations
 
@@ -8,32 +8,49 @@ import sys
 import time
 from pathlib import Path
 
-from autotts_gym.harness import betas_arg
+from autotts_gym.errors import AutoTTSError, UsageError
+from autotts_gym.harness import MAX_SEEDS, betas_arg
+from autotts_gym.reproduce import TABLE1_METHODS
 
-_betas = betas_arg  # kept for command modules that import it from here
+from .. import args as args_
+
+BASELINES = list(dict.fromkeys(ctl for ctl, _, _ in TABLE1_METHODS))
+
+
+def _betas(text: str) -> list[float]:
+    """``--betas``: :func:`autotts_gym.harness.betas_arg`, rejected while parsing."""
+    try:
+        return betas_arg(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--betas ")) from None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replay-dir", help="store or AutoTTS JSON folder (default: see README)")
-    p.add_argument("--models", help="comma-separated models (default: all)")
-    p.add_argument("--benchmarks", help="comma-separated benchmarks (default: all)")
-    p.add_argument("--seeds", default="0-99", help="branch-order seeds, e.g. 0-99 or 0,1,5")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--models", type=args_.names,
+                   help="comma-separated models (default: all)")
+    p.add_argument("--benchmarks", type=args_.names,
+                   help="comma-separated benchmarks (default: all)")
+    p.add_argument("--seeds", type=args_.seeds, default="0-99",
+                   help=f"branch-order seeds, e.g. 0-99 or 0,1,5 (at most {MAX_SEEDS:,})")
+    p.add_argument("--workers", type=args_.positive_int, default=None,
+                   help="processes (default: all cores)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output directory (checked and locked before the work starts)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def add_reference_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", default="sc64",
                    help="method the paired differences are taken against: a method label "
-                        "of the run (e.g. CMC) or a controller added to the run (default: "
-                        "sc64, labelled SC@<width of the store>)")
+                        "of the run (e.g. CMC, paired at the same beta) or a controller "
+                        "added to the run (default: sc64, labelled SC@<width of the store>)")
 
 
 def register(sub) -> None:
     p = sub.add_parser("reproduce", help="the AutoTTS paper's Table 1 on the replay data")
     _common(p)
-    p.set_defaults(func=cmd_reproduce)
+    p.set_defaults(func=cmd_reproduce, out_policy="lock")
 
     for name, helptext in (("eval", "score a controller over a beta sweep"),
                            ("sweep", "a controller's accuracy-cost curve over beta")):
@@ -41,25 +58,30 @@ def register(sub) -> None:
         _common(p)
         p.add_argument("--controller", required=True,
                        help="controller file (.py), module path or built-in name "
-                            "(sc64, asc, esc, parallel_probe, cmc)")
-        p.add_argument("--betas", type=betas_arg,
-                       default=betas_arg("0,0.25,0.5,0.75,1" if name == "eval"
-                                         else "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"))
+                            "(sc64, asc, esc, parallel_probe, cmc); FILE.py:CLASS runs a "
+                            "class written for the AutoTTS release")
+        p.add_argument("--controller-config", metavar="KEY=VALUE,...",
+                       help="config of a release-style class, beside beta (from --betas)")
+        p.add_argument("--betas", type=_betas,
+                       default=("0,0.25,0.5,0.75,1" if name == "eval"
+                                else "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"),
+                       help="comma-separated betas in [0, 1] (cost weight of the objective)")
         p.add_argument("--no-fast", action="store_true",
                        help="always run one session per episode (no vectorized path)")
         p.add_argument("--trace", action="store_true", help="write execution traces")
         p.add_argument("--sandbox", action="store_true",
                        help="run the controller file in the discovery sandbox (untrusted code)")
-        p.add_argument("--max-steps", type=int, default=100_000,
+        p.add_argument("--max-steps", type=args_.positive_int, default=100_000,
                        help="per-episode cap on session calls")
         p.add_argument("--baselines", default="cmc",
-                       help="baselines drawn beside the curve (comma-separated, '' for none; "
-                            "the reference is always added)")
+                       type=args_.choices_list(BASELINES, allow_empty=True),
+                       help=f"baselines drawn beside the curve, from {', '.join(BASELINES)} "
+                            "(comma-separated, '' for none; the reference is always added)")
         add_reference_arg(p)
         p.add_argument("--curves", action="store_true",
                        help="also draw SC@k and pass@k (k = 1..N) beside the frontier and "
                             "write curves.csv")
-        p.set_defaults(func=cmd_eval)
+        p.set_defaults(func=cmd_eval, out_policy="lock")
 
 
 def open_store_verbose(replay_dir):
@@ -71,14 +93,13 @@ def open_store_verbose(replay_dir):
 
 
 def _seeds(args) -> list[int]:
-    from autotts_gym.harness import seeds_arg
-
-    return seeds_arg(args.seeds)
+    return list(args.seeds)  # parsed and capped by args_.seeds
 
 
 def cmd_reproduce(args) -> int:
-    from autotts_gym.report import write_text
+    from autotts_gym.report import summary_csv, write_text
     from autotts_gym.reproduce import held_out_rows, table1, table1_csv, table1_markdown
+
     store = open_store_verbose(args.replay_dir)
     t0 = time.perf_counter()
     results, rows = table1(store, _seeds(args), args.workers, not args.no_progress,
@@ -89,7 +110,7 @@ def cmd_reproduce(args) -> int:
     held = held_out_rows(results)
     write_text(out / "table1.csv", table1_csv(rows))
     if held:
-        write_text(out / "held_out_average.csv", _contract_csv(held))
+        write_text(out / "held_out_average.csv", summary_csv(held))
     text = table1_markdown(rows, results.synthetic, held)
     write_text(out / "table1.md", text)
     print(text)
@@ -102,10 +123,35 @@ def cmd_reproduce(args) -> int:
     return 0
 
 
-def _contract_csv(rows) -> str:
-    from autotts_gym.report import summary_csv
+def baseline_entries(names, betas, store, args) -> list[tuple]:
+    """``(controller, betas, label)`` entries for ``--baselines``/``--controllers``:
+    Table 1 methods at their Table 1 beta (CMC and other controllers at every beta), sc64
+    labelled after the store's width."""
+    from autotts_gym.harness import reference_label
 
-    return summary_csv(rows)
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    out = []
+    for name in names:
+        fixed = [(ctl, (beta,), label) for ctl, beta, label in TABLE1_METHODS if ctl == name]
+        if name == "sc64":
+            out.append(("sc64", (0.5,),
+                        reference_label(store.select(args.models, args.benchmarks))))
+        elif name == "cmc" or not fixed:
+            out.append((name, tuple(betas), None))
+        else:
+            out.append(fixed[0])
+    return out
+
+
+def _label(ctl) -> str | None:
+    from autotts_gym.controllers import ControllerSpec, load_controller
+
+    if isinstance(ctl, ControllerSpec):
+        return ctl.name
+    if isinstance(ctl, str):
+        return load_controller(ctl).name
+    return getattr(ctl, "name", None)
 
 
 def run_with_reference(entries, store, args, seeds, **kw):
@@ -115,10 +161,9 @@ def run_with_reference(entries, store, args, seeds, **kw):
     from autotts_gym.harness import evaluate_many, reference_label
 
     ref = args.reference
-    labels = {}  # label -> controller spec, of the entries already in the run
+    labels = {}  # label -> controller, of the entries already in the run
     for ctl, _, name in entries:
-        if name is None and isinstance(ctl, str):
-            name = load_controller(ctl).name
+        name = name or _label(ctl)
         if name is not None:
             labels[name] = ctl
     if ref == "sc64":
@@ -134,30 +179,10 @@ def run_with_reference(entries, store, args, seeds, **kw):
     results = evaluate_many(entries, store, args.models, args.benchmarks, seeds,
                             args.workers, **kw)
     if label not in results.methods:
-        raise ValueError(f"--reference {ref!r}: not a method of this run "
+        raise UsageError(f"--reference {ref!r}: not a method of this run "
                          f"({', '.join(results.methods)})")
     results.reference = label
     return results
-
-
-def baseline_entries(names: str, betas, store, args) -> list[tuple]:
-    """``(controller, betas, label)`` entries for ``--baselines``/``--controllers``:
-    Table 1 methods at their Table 1 beta (CMC and unknown controllers at every beta),
-    sc64 labelled after the store's width."""
-    from autotts_gym.harness import reference_label
-    from autotts_gym.reproduce import TABLE1_METHODS
-
-    out = []
-    for name in [b.strip() for b in names.split(",") if b.strip()]:
-        fixed = [(ctl, (beta,), label) for ctl, beta, label in TABLE1_METHODS if ctl == name]
-        if name == "sc64":
-            out.append(("sc64", (0.5,),
-                        reference_label(store.select(args.models, args.benchmarks))))
-        elif name == "cmc" or not fixed:
-            out.append((name, tuple(betas), None))
-        else:
-            out.append(fixed[0])
-    return out
 
 
 def cmd_eval(args) -> int:
@@ -166,6 +191,9 @@ def cmd_eval(args) -> int:
     store = open_store_verbose(args.replay_dir)
     seeds = _seeds(args)
     t0 = time.perf_counter()
+    if args.sandbox and args.controller_config:
+        raise UsageError("--controller-config does not reach --sandbox runs yet; "
+                         "set the defaults in the class instead")
     base = [e for e in baseline_entries(args.baselines, args.betas, store, args)
             if e[0] != args.controller]
     if args.sandbox:
@@ -173,7 +201,11 @@ def cmd_eval(args) -> int:
         results = results + run_with_reference(base, store, args, seeds,
                                                progress=not args.no_progress)
     else:
-        entries = [(args.controller, args.betas, None), *base]
+        from autotts_gym.controllers import load_controller
+
+        controller = load_controller(args.controller, config=args.controller_config)
+        base = [e for e in base if e[2] is None or e[2] != controller.name]
+        entries = [(controller, args.betas, None), *base]
         results = run_with_reference(entries, store, args, seeds, fast=not args.no_fast,
                                      max_steps=args.max_steps,
                                      progress=not args.no_progress, trace=args.trace)
@@ -193,17 +225,22 @@ def cmd_eval(args) -> int:
 
 
 def _sandboxed(args, store, seeds):
-    """Evaluate a controller file through the discovery sandbox (one locked-down process)."""
+    """Evaluate a controller file in the discovery jail (untrusted code); the static check
+    runs first as advice (the jail is the boundary)."""
+    from autotts_discovery.codecheck import check_code
     from autotts_discovery.sandbox import Limits, evaluate_in_sandbox
 
     path = Path(args.controller)
     if not path.is_file():
-        raise ValueError(f"--sandbox needs a controller file; {path} is not one")
-    res = evaluate_in_sandbox(path.read_text(), store, args.models, args.benchmarks, seeds,
-                              args.betas, Limits(wall_seconds=24 * 3600.0,
-                                                 max_steps=args.max_steps),
-                              method=path.stem)
-    if not res.ok:
-        raise ValueError(f"controller {path.stem} failed in the sandbox ({res.kind}): "
-                         f"{res.message}")
+        raise UsageError(f"--sandbox needs a controller file; {path} is not one")
+    code = path.read_text()
+    check = check_code(code)
+    if not check.ok:
+        print(f"codecheck (advisory): {path}: {check.kind}: {check.message}", file=sys.stderr)
+    res = evaluate_in_sandbox(code, store, args.models, args.benchmarks, seeds, args.betas,
+                              Limits(wall_seconds=24 * 3600.0, max_steps=args.max_steps),
+                              method=path.stem, trace=args.trace)
+    if not res.ok:  # (no jail: JailUnavailable, one line, never a weaker mode)
+        raise AutoTTSError(f"controller {path.stem} failed in the sandbox "
+                           f"({res.kind.value if res.kind else '?'}): {res.message}")
     return res.results

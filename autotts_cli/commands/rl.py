@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from autotts_gym.harness import betas_arg
+from autotts_gym.reproduce import TABLE1_METHODS
 
-from .evaluation import add_reference_arg
+from .. import args as args_
+from .evaluation import _betas, add_reference_arg
 
 
 def register(sub) -> None:
@@ -16,24 +17,30 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="run directory, e.g. runs/NAME")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
     p.add_argument("--replay-dir", help="overrides the config's replay_dir")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, out_policy="check")
 
     p = sub.add_parser("compare", help="RL policies and controllers on the same episodes")
     p.add_argument("--policy", action="append", default=[],
                    help="rl:runs/NAME/best.zip (repeatable)")
     p.add_argument("--controllers", default="sc64,cmc",
                    help="comma-separated controllers (built-in names or files)")
-    p.add_argument("--betas", type=betas_arg, default=betas_arg("0,0.25,0.5,0.75,1"),
+    p.add_argument("--controller-config", metavar="KEY=VALUE,...",
+                   help="config of the release-style classes (FILE.py:CLASS), beside beta")
+    p.add_argument("--betas", type=_betas, default=_betas("0,0.25,0.5,0.75,1"),
                    help="betas for the policies and beta-aware controllers")
-    p.add_argument("--benchmarks", default="aime25,hmmt25",
+    p.add_argument("--benchmarks", default="aime25,hmmt25", type=args_.names,
                    help="benchmarks to compare on (default: the held-out ones)")
-    p.add_argument("--models", default=None)
-    p.add_argument("--seeds", default="0-99")
-    p.add_argument("--replay-dir")
-    p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--models", default=None, type=args_.names,
+                   help="comma-separated models (default: all)")
+    p.add_argument("--seeds", default="0-99", type=args_.seeds,
+                   help="branch-order seeds, e.g. 0-99 or 0,1,5")
+    p.add_argument("--replay-dir", help="store or AutoTTS JSON folder (default: see README)")
+    p.add_argument("--workers", type=args_.positive_int, default=None,
+                   help="processes (default: all cores)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output directory (checked and locked before the work starts)")
     add_reference_arg(p)
-    p.set_defaults(func=cmd_compare)
+    p.set_defaults(func=cmd_compare, out_policy="lock")
 
 
 def cmd_train(args) -> int:
@@ -50,7 +57,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from autotts_gym.harness import seeds_arg
+    from autotts_gym.controllers import load_controllers
     from autotts_gym.report import average_markdown, data_note
     from autotts_rl.train import load_policy
 
@@ -61,10 +68,15 @@ def cmd_compare(args) -> int:
     for spec in args.policy:
         pol = load_policy(spec)
         entries.append((pol, args.betas, pol.name))
-    entries += baseline_entries(args.controllers, args.betas, store, args)
-    results = run_with_reference(entries, store, args, seeds_arg(args.seeds))
+    names = [c for c in args.controllers.split(",") if c]
+    table1 = {ctl for ctl, _, _ in TABLE1_METHODS}
+    others = [c for c in names if c not in table1]
+    loaded = dict(zip(others, load_controllers(others, args.controller_config)))
+    entries += baseline_entries([c for c in names if c in table1], args.betas, store, args)
+    entries += [(loaded[c], args.betas, None) for c in others]
+    results = run_with_reference(entries, store, args, list(args.seeds))
     paths = results.write(args.out)
-    avg = results.average()
-    print(data_note(results) + "Average over the compared cells:\n\n" + average_markdown(avg))
+    print(data_note(results) + "Average over the compared cells:\n\n"
+          + average_markdown(results.average()))
     print(f"written to {args.out}/ ({', '.join(p.name for p in paths.values())})")
     return 0
