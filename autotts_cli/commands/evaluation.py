@@ -157,7 +157,7 @@ def _label(ctl) -> str | None:
 def run_with_reference(entries, store, args, seeds, **kw):
     """Evaluate ``entries`` plus the reference (``--reference``) on the same episodes;
     returns Results whose ``reference`` is set."""
-    from autotts_gym.controllers import load_controller
+    from autotts_gym.controllers import ControllerError, load_controller
     from autotts_gym.harness import evaluate_many, reference_label
 
     ref = args.reference
@@ -173,7 +173,11 @@ def run_with_reference(entries, store, args, seeds, **kw):
     elif ref in labels.values():
         label = next(k for k, v in labels.items() if v == ref)
     else:
-        label = load_controller(ref).name
+        try:
+            label = load_controller(ref).name
+        except ControllerError as e:
+            raise UsageError(f"--reference {ref!r}: neither a method of this run nor a "
+                             f"controller ({e})") from None
     if label not in labels:
         entries = [*entries, (ref, (0.5,), label)]
     results = evaluate_many(entries, store, args.models, args.benchmarks, seeds,
