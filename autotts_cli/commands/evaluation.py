@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 from autotts_gym.errors import AutoTTSError, UsageError
@@ -223,8 +224,10 @@ def cmd_eval(args) -> int:
         write_text(args.out / "curves.csv", curves_csv(curves))
     paths = results.write(args.out, curves=curves)
     print(summary_markdown(results.summary()))
-    print(f"{len(results.all_records)} episodes in {time.perf_counter() - t0:.1f} s; "
-          f"written to {', '.join(str(p) for p in paths.values())}")
+    counts = Counter(r.method for r in results.all_records)
+    print(", ".join(f"{n} episodes of {m}" for m, n in sorted(counts.items()))
+          + f" in {time.perf_counter() - t0:.1f} s; written to "
+          + ", ".join(str(p) for p in paths.values()))
     return 0
 
 
