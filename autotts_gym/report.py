@@ -116,6 +116,11 @@ def write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+def records_jsonl(records: Iterable[EpisodeRecord]) -> str:
+    """Episode records as ``records.jsonl`` text (what :meth:`Results.read` reads back)."""
+    return "".join(map(_record_line, records))
+
+
 def _record_line(r: EpisodeRecord) -> str:
     return (f'{{"model": {json.dumps(r.model)}, "benchmark": {json.dumps(r.benchmark)}, '
             f'"problem": {r.problem}, "seed": {r.seed}, "beta": {r.beta!r}, '
@@ -139,7 +144,7 @@ def write_results(results: Results, out: Path, reference: str | None = None,
     rows = results.summary(reference)
     paths = {"records": out / "records.jsonl", "summary_csv": out / "summary.csv",
              "summary_md": out / "summary.md"}
-    write_text(paths["records"], "".join(map(_record_line, results.all_records)))
+    write_text(paths["records"], records_jsonl(results.all_records))
     write_text(paths["summary_csv"], summary_csv(rows))
     note = data_note(results)
     write_text(paths["summary_md"], note + summary_markdown(rows))
