@@ -134,18 +134,37 @@ def policy_for_harness(model, cfg: TrainConfig, name: str = "RL"):
     return GymPolicy(model, name, env_kwargs={"max_width": cfg.max_width}, wrapper=wrapper)
 
 
-def search_objective(model, cfg: TrainConfig, store) -> dict:
-    """The protocol's mean episode objective on the run's search benchmarks."""
+def search_results(model, cfg: TrainConfig, store):
+    """The policy's episodes on the run's search benchmarks, no reference added."""
     from autotts_gym.harness import evaluate
-    from autotts_gym.protocol import mean_objective
 
     split = cfg.split(store.benchmarks())
-    res = evaluate(policy_for_harness(model, cfg), store, models=cfg.models,
-                   benchmarks=split.search, seeds=range(cfg.eval_seeds),
-                   betas=cfg.eval_betas, workers=1, progress=False)
-    return {"objective": mean_objective(res.records),
+    return evaluate(policy_for_harness(model, cfg), store, models=cfg.models,
+                    benchmarks=list(split.search), seeds=range(cfg.eval_seeds),
+                    betas=cfg.eval_betas, workers=1, progress=False, reference=None)
+
+
+def search_objective(model, cfg: TrainConfig, store, results=None) -> dict:
+    """The protocol's mean episode objective on the search set, with its 95% interval
+    over problems (:func:`autotts_gym.stats.select_best`)."""
+    from autotts_gym.protocol import mean_objective
+    from autotts_gym.stats import select_best
+
+    res = results if results is not None else search_results(model, cfg, store)
+    iv = select_best({"policy": res.records}).candidates[0].objective
+    return {"objective": mean_objective(res.records), "objective_ci_low": iv.low,
+            "objective_ci_high": iv.high,
             "accuracy": float(np.mean([r.correct for r in res.records])),
             "tokens": float(np.mean([r.tokens for r in res.records]))}
+
+
+def replaces_best(best_records, new_records) -> bool:
+    """Whether a new evaluation replaces the best so far: the one rule of
+    :func:`autotts_gym.stats.select_best` (higher objective beyond noise, or a tie within
+    noise at fewer tokens)."""
+    from autotts_gym.stats import select_best
+
+    return select_best({"best": best_records, "new": new_records}).best == "new"
 
 
 def train(cfg: TrainConfig, out: Path | str, resume: bool = False, progress: bool = False):
@@ -226,13 +245,16 @@ def train(cfg: TrainConfig, out: Path | str, resume: bool = False, progress: boo
             if self.last_eval == self.num_timesteps:
                 return
             self.last_eval = self.num_timesteps
-            score = search_objective(self.model, cfg, store)
+            res = search_results(self.model, cfg, store)
+            score = search_objective(self.model, cfg, store, res)
             for k, v in score.items():
                 self.logger.record(f"search/{k}", v)
             with open(out / "evals.jsonl", "a") as f:
                 f.write(json.dumps({"timesteps": self.num_timesteps, **score}) + "\n")
-            if score["objective"] > best["objective"]:
-                best.update(score)
+            prev = best.get("records")
+            if (replaces_best(prev, res.records) if prev is not None
+                    else score["objective"] > best["objective"]):
+                best.update(score, records=res.records)
                 _atomic_write_model(self.model, best_path)
 
         def _checkpoint(self) -> None:
