@@ -364,6 +364,10 @@ class EpisodeBatch:
     def can_branch(self) -> np.ndarray:
         return self.n_open < self.n_branches
 
+    def correct(self, answer_ids: np.ndarray) -> np.ndarray:
+        """(E,) bool: each row's answer id is its problem's gold answer."""
+        return (self.gold_id != NO_ANSWER_ID) & (np.asarray(answer_ids) == self.gold_id)
+
     # -- operations
     def open(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Reference open (BRANCH then PROBE) in the masked rows.
