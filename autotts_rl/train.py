@@ -1,11 +1,13 @@
 """Train sb3-contrib's MaskablePPO on AutoTTS-v0 (atomic or round-level macro actions).
 
 One policy covers the whole accuracy-cost curve: beta is sampled per episode and is part
-of the observation. Training and model selection see only the search set (aime24);
-the held-out benchmarks are refused here. A run directory holds ``config.yaml``,
-``meta.json`` (seeds, versions, steps), ``checkpoints/last.zip`` (written atomically,
-what ``--resume`` continues from), ``best.zip`` (best search-set objective at the periodic
-evaluations), ``final.zip``, ``evals.jsonl`` and TensorBoard logs in ``tb/``.
+of the observation. Training and model selection see only the search benchmarks of the
+run's :class:`~autotts_gym.protocol.Split` (``search``/``held_out`` in the config; by
+default aime24 | aime25, hmmt25); the held-out ones never enter a run. A run directory
+holds ``config.yaml``, ``meta.json`` (seeds, versions, steps), ``checkpoints/last.zip``
+(written atomically, what ``--resume`` continues from), ``best.zip`` (best search-set
+objective at the periodic evaluations), ``final.zip``, ``evals.jsonl`` and TensorBoard
+logs in ``tb/``.
 """
 
 from __future__ import annotations
@@ -22,8 +24,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-HELD_OUT_BENCHMARKS = frozenset({"aime25", "hmmt25"})
-SEARCH_BENCHMARK = "aime24"
+from autotts_gym.protocol import ProtocolError, Split
 
 
 @dataclass
@@ -31,7 +32,8 @@ class TrainConfig:
     env: str = "macro"  # "macro" (RoundMacroWrapper) or "atomic"
     replay_dir: str | None = None
     models: list[str] | None = None  # None: every model in the store
-    benchmark: str = SEARCH_BENCHMARK
+    search: list[str] | None = None  # None: the Split default (aime24)
+    held_out: list[str] | None = None  # None: the Split default (aime25, hmmt25 if present)
     max_width: int = 64
     beta_low: float = 0.0
     beta_high: float = 1.0
@@ -63,6 +65,8 @@ class TrainConfig:
             raise ValueError(f"{path}: not valid YAML: {e}") from None
         if not isinstance(data, dict):
             raise ValueError(f"{path}: expected a mapping of settings")
+        if "benchmark" in data and "search" not in data:  # configs before the Split
+            data["search"] = [data.pop("benchmark")]
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -73,9 +77,11 @@ class TrainConfig:
         return cfg
 
     def validate(self, where: str = "config") -> None:
-        if self.benchmark in HELD_OUT_BENCHMARKS:
-            raise ValueError(f"{where}: 'benchmark' {self.benchmark!r} is held out; "
-                             f"train on the search set ({SEARCH_BENCHMARK})")
+        if self.search is not None and self.held_out is not None:
+            try:
+                Split(tuple(self.search), tuple(self.held_out))
+            except ProtocolError as e:
+                raise ValueError(f"{where}: {e}") from None
         if self.env not in ("macro", "atomic"):
             raise ValueError(f"{where}: 'env' must be 'macro' or 'atomic', got {self.env!r}")
         if self.vec_env not in ("subproc", "dummy"):
@@ -83,16 +89,24 @@ class TrainConfig:
         if not 0 <= self.beta_low <= self.beta_high <= 1:
             raise ValueError(f"{where}: need 0 <= beta_low <= beta_high <= 1")
 
+    def split(self, available: list[str]) -> Split:
+        """The run's split on a store holding the ``available`` benchmarks."""
+        return Split.for_benchmarks(available, self.search, self.held_out)
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)
 
 
 def make_env(cfg: TrainConfig, replay_dir: str, beta: Any = None):
-    """One training env (macro-wrapped unless ``cfg.env == 'atomic'``)."""
+    """One training env on the search benchmarks (macro-wrapped unless
+    ``cfg.env == 'atomic'``)."""
+    from autotts_gym.data import open_store
     from autotts_gym.env import AutoTTSEnv
     from autotts_gym.wrappers import RoundMacroWrapper
 
-    env = AutoTTSEnv(replay_dir=replay_dir, model=cfg.models, benchmark=cfg.benchmark,
+    store = open_store(replay_dir)
+    env = AutoTTSEnv(store=store, model=cfg.models,
+                     benchmark=list(cfg.split(store.benchmarks()).search),
                      max_width=cfg.max_width,
                      beta=(cfg.beta_low, cfg.beta_high) if beta is None else beta)
     return RoundMacroWrapper(env, cfg.max_rounds) if cfg.env == "macro" else env
@@ -120,18 +134,37 @@ def policy_for_harness(model, cfg: TrainConfig, name: str = "RL"):
     return GymPolicy(model, name, env_kwargs={"max_width": cfg.max_width}, wrapper=wrapper)
 
 
-def search_objective(model, cfg: TrainConfig, store) -> dict:
-    """The protocol's mean episode objective on the search set (aime24 only)."""
+def search_results(model, cfg: TrainConfig, store):
+    """The policy's episodes on the run's search benchmarks, no reference added."""
     from autotts_gym.harness import evaluate
-    from autotts_gym.protocol import mean_objective
 
-    assert cfg.benchmark not in HELD_OUT_BENCHMARKS
-    res = evaluate(policy_for_harness(model, cfg), store, models=cfg.models,
-                   benchmarks=cfg.benchmark, seeds=range(cfg.eval_seeds),
-                   betas=cfg.eval_betas, workers=1, progress=False)
-    return {"objective": mean_objective(res.records),
+    split = cfg.split(store.benchmarks())
+    return evaluate(policy_for_harness(model, cfg), store, models=cfg.models,
+                    benchmarks=list(split.search), seeds=range(cfg.eval_seeds),
+                    betas=cfg.eval_betas, workers=1, progress=False, reference=None)
+
+
+def search_objective(model, cfg: TrainConfig, store, results=None) -> dict:
+    """The protocol's mean episode objective on the search set, with its 95% interval
+    over problems (:func:`autotts_gym.stats.select_best`)."""
+    from autotts_gym.protocol import mean_objective
+    from autotts_gym.stats import select_best
+
+    res = results if results is not None else search_results(model, cfg, store)
+    iv = select_best({"policy": res.records}).candidates[0].objective
+    return {"objective": mean_objective(res.records), "objective_ci_low": iv.low,
+            "objective_ci_high": iv.high,
             "accuracy": float(np.mean([r.correct for r in res.records])),
             "tokens": float(np.mean([r.tokens for r in res.records]))}
+
+
+def replaces_best(best_records, new_records) -> bool:
+    """Whether a new evaluation replaces the best so far: the one rule of
+    :func:`autotts_gym.stats.select_best` (higher objective beyond noise, or a tie within
+    noise at fewer tokens)."""
+    from autotts_gym.stats import select_best
+
+    return select_best({"best": best_records, "new": new_records}).best == "new"
 
 
 def train(cfg: TrainConfig, out: Path | str, resume: bool = False, progress: bool = False):
@@ -158,6 +191,8 @@ def train(cfg: TrainConfig, out: Path | str, resume: bool = False, progress: boo
         raise FileExistsError(f"{out}: a run exists here; pass --resume or another --out")
     cfg.validate()
     store = open_store(cfg.replay_dir)
+    split = cfg.split(store.benchmarks())  # recorded in config.yaml as resolved
+    cfg.search, cfg.held_out = list(split.search), list(split.held_out)
     replay_dir = str(store.root)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     from autotts_gym.report import write_text
@@ -184,7 +219,7 @@ def train(cfg: TrainConfig, out: Path | str, resume: bool = False, progress: boo
     meta = {"seed": cfg.seed, "python": platform.python_version(),
             "torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__,
             "sb3_contrib": sb3_contrib.__version__, "replay_dir": replay_dir,
-            "synthetic_data": store.synthetic, "search_benchmark": cfg.benchmark}
+            "synthetic_data": store.synthetic, "split": str(split)}
     best_path = out / "best.zip"
     state_path = out / "meta.json"
     prev = json.loads(state_path.read_text()) if resume and state_path.is_file() else {}
@@ -210,13 +245,16 @@ def train(cfg: TrainConfig, out: Path | str, resume: bool = False, progress: boo
             if self.last_eval == self.num_timesteps:
                 return
             self.last_eval = self.num_timesteps
-            score = search_objective(self.model, cfg, store)
+            res = search_results(self.model, cfg, store)
+            score = search_objective(self.model, cfg, store, res)
             for k, v in score.items():
                 self.logger.record(f"search/{k}", v)
             with open(out / "evals.jsonl", "a") as f:
                 f.write(json.dumps({"timesteps": self.num_timesteps, **score}) + "\n")
-            if score["objective"] > best["objective"]:
-                best.update(score)
+            prev = best.get("records")
+            if (replaces_best(prev, res.records) if prev is not None
+                    else score["objective"] > best["objective"]):
+                best.update(score, records=res.records)
                 _atomic_write_model(self.model, best_path)
 
         def _checkpoint(self) -> None:
