@@ -204,7 +204,7 @@ class Fresh:
         module.__file__ = self._path
         sys.modules["candidate"] = module  # while its body runs (dataclasses look it up)
         try:
-            exec(self._code, vars(module))  # noqa: S102 (the candidate's code, jailed)
+            exec(self._code, vars(module))  # the candidate's code, jailed
         finally:
             sys.modules.pop("candidate", None)
         spec = self._load(module, name="candidate", config=self._config, cls=self._cls)
@@ -270,7 +270,7 @@ def _wave(chan: Channel, fresh: Fresh, proxy, beta: float, states: list, eps: li
                 ctl = fresh.controller(beta)
             except MemoryError:
                 raise Failure("memory", ep, "MemoryError on load") from None
-            except BaseException as e:  # noqa: BLE001 (whatever the candidate raises)
+            except BaseException as e:  # whatever the candidate raises
                 if isinstance(e, greenlet.GreenletExit):
                     raise
                 raise Failure("load", ep, _error(e)) from None

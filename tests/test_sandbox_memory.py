@@ -64,9 +64,8 @@ def test_a_memorizer_cannot_reuse_earlier_seeds(synthetic_store, lanes):
     got = evaluate_in_sandbox(forger, synthetic_store, **kw)
     want = evaluate_in_sandbox(twin, synthetic_store, **kw)
     assert got.ok and want.ok, (got.message, want.message)
-    key = lambda r: (r.problem, r.seed, r.beta)
-    forged = {key(r): (r.answer, r.tokens) for r in got.results.records}
-    honest = {key(r): (r.answer, r.tokens) for r in want.results.records}
+    forged = {(r.problem, r.seed, r.beta): (r.answer, r.tokens) for r in got.results.records}
+    honest = {(r.problem, r.seed, r.beta): (r.answer, r.tokens) for r in want.results.records}
     assert len(forged) == 240
     assert forged == honest, (
         f"memory carried across episodes: (accuracy, mean tokens) per seed "
@@ -83,10 +82,6 @@ def _counter(get: str, put: str, head: str = "", init: str = "") -> str:
             + "\n\n    def solve(self, session):\n"
             + textwrap.indent(body, " " * 8) + "\n\ndef make_controller(beta):\n"
             "    return C()\n")
-
-
-def _try(expr: str) -> str:
-    return f"(lambda: {expr})() if HAS() else 0"
 
 
 CHANNELS = {
