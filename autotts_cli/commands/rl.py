@@ -2,24 +2,56 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections import defaultdict
 from pathlib import Path
 
+from autotts_gym.errors import UsageError
+
 from .evaluation import TABLE1_METHODS, _betas
+
+FULL_SEEDS = "0-99"  # the protocol's seeds
+DEFAULT_COMPARE_SEEDS = "0-99"
 
 
 def register(sub) -> None:
     p = sub.add_parser("train", help="train MaskablePPO on AutoTTS-v0 (search set only)")
-    p.add_argument("--config", type=Path, help="YAML training config (see docs/rl.md)")
+    p.add_argument("--config", type=Path, help="YAML training config (see docs/rl.md; "
+                   "default: TrainConfig's defaults)")
     p.add_argument("--out", required=True, type=Path, help="run directory, e.g. runs/NAME")
-    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
-    p.add_argument("--replay-dir", help="overrides the config's replay_dir")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the last checkpoint (default: a new run)")
+    p.add_argument("--replay-dir", help="overrides the config's replay_dir (default: the "
+                   "config's, else $AUTOTTS_REPLAY_DIR > user cache > bundled synthetic)")
+    p.add_argument("--total-timesteps", type=_positive, default=None,
+                   help="overrides the config's total_timesteps (on --resume: train on to "
+                   "this many steps; default: the config's)")
+    p.add_argument("--seed", type=_non_negative, default=None,
+                   help="overrides the config's seed (default: the config's)")
+    p.add_argument("--n-envs", type=_positive, default=None,
+                   help="overrides the config's n_envs (default: the config's)")
+    p.add_argument("--bc", metavar="DATASET", default=None,
+                   help="warm-start by behaviour cloning on this Minari dataset of rollouts "
+                   "(`autotts data rollouts`) before PPO (default: none)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (default: a bar with steps, steps/s and the last "
+                   "search objective on stderr)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("compare", help="RL policies and controllers on the same episodes")
     p.add_argument("--policy", action="append", default=[],
-                   help="rl:runs/NAME/best.zip (repeatable)")
+                   help="rl:runs/NAME/best.zip, or any stable-baselines3/sb3-contrib zip "
+                   "(repeatable; default: none)")
+    p.add_argument("--wrapper", choices=["macro", "atomic"], default=None,
+                   help="the env a policy without a run config.yaml acts on (default: macro "
+                   "if its observations are the macro features, else atomic)")
+    p.add_argument("--max-width", type=_positive, default=None,
+                   help="N of a policy without a run config (default: its observation "
+                   "width, 64 for macro policies)")
+    p.add_argument("--runner", choices=["auto", "vector", "batched", "episode"],
+                   default="auto", help="how policy episodes are stepped (default: auto, "
+                   "the fastest that applies; all give identical records)")
     p.add_argument("--controllers", default="sc64,cmc",
                    help="comma-separated controllers (built-in names or files)")
     p.add_argument("--betas", type=_betas, default=_betas("0,0.25,0.5,0.75,1"),
@@ -27,22 +59,59 @@ def register(sub) -> None:
     p.add_argument("--benchmarks", default="aime25,hmmt25",
                    help="benchmarks to compare on (default: the held-out ones)")
     p.add_argument("--models", default=None)
-    p.add_argument("--seeds", default="0-99")
+    p.add_argument("--seeds", default=None,
+                   help=f"seeds (default: {DEFAULT_COMPARE_SEEDS}; --full for the protocol's "
+                   f"{FULL_SEEDS})")
+    p.add_argument("--full", action="store_true",
+                   help=f"the full protocol: seeds {FULL_SEEDS} (default: off)")
     p.add_argument("--replay-dir")
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_compare)
 
 
-def cmd_train(args) -> int:
-    from autotts_rl.train import TrainConfig, train
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}"
+                                         ) from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
 
+
+def _non_negative(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
+    return v
+
+
+def cmd_train(args) -> int:
+    from autotts_rl.train import RunFinished, TrainConfig, train
+
+    if args.resume and (args.config or args.seed is not None or args.n_envs is not None):
+        raise UsageError("--resume continues the run's own config.yaml; --config, --seed "
+                         "and --n-envs apply to new runs only")
     cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
     if args.replay_dir:
         cfg.replay_dir = args.replay_dir
+    for flag, key in (("total_timesteps", "total_timesteps"), ("seed", "seed"),
+                      ("n_envs", "n_envs")):
+        if getattr(args, flag) is not None and not args.resume:
+            setattr(cfg, key, getattr(args, flag))
     if not args.resume and args.config is None:
         print("no --config given: training with the defaults of TrainConfig", file=sys.stderr)
-    train(cfg, args.out, resume=args.resume)
+    try:
+        train(cfg, args.out, resume=args.resume, progress=not args.no_progress, bc=args.bc,
+              total_timesteps=args.total_timesteps if args.resume else None)
+    except RunFinished as e:
+        print(str(e))
+        return 0
     print(f"trained; policies in {args.out}/best.zip and {args.out}/final.zip")
     return 0
 
@@ -80,7 +149,8 @@ def cmd_compare(args) -> int:
     print(describe_source(store), file=sys.stderr)
     entries = []
     for spec in args.policy:
-        pol = load_policy(spec)
+        pol = load_policy(spec, wrapper=args.wrapper, max_width=args.max_width)
+        pol.runner = args.runner
         entries.append((pol, args.betas, pol.name))
     fixed = {ctl: (beta, name) for ctl, beta, name in TABLE1_METHODS if ctl != "cmc"}
     for ctl in [c for c in args.controllers.split(",") if c]:
@@ -90,8 +160,9 @@ def cmd_compare(args) -> int:
             entries.append((ctl, args.betas, None))
     if not any(name == "SC@64" for _, _, name in entries):
         entries.append(("sc64", (0.5,), "SC@64"))
+    seeds = FULL_SEEDS if args.full else (args.seeds or DEFAULT_COMPARE_SEEDS)
     results = evaluate_many(entries, store, args.models, args.benchmarks,
-                            seeds_arg(args.seeds), args.workers)
+                            seeds_arg(seeds), args.workers)
     results.write(args.out)
     avg = held_out_average(results.summary())
     lines = ["| method | beta | cells | accuracy % | tokens | tokens vs SC@64 | "
