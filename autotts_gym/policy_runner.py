@@ -399,7 +399,7 @@ class MacroBatch:
                     break
                 rmask = np.zeros(E, dtype=bool)
                 rmask[go] = True
-                ok, slot, ids, _ = eb.open(rmask)
+                _, slot, ids, _ = eb.open(rmask)
                 self._reveal(go, slot[go], ids[go].astype(np.int64))
         for k, act in ((1, 3), (4, 4)):  # deepen every active slot, then probe it
             sel = rows[valid & (a == act)]

@@ -20,7 +20,7 @@ def behaviour_clone(model, dataset_id: str, cfg, epochs: int = 20, batch_size: i
 
     from .offline import dataset_arrays
 
-    obs, actions, masks, ds = dataset_arrays(dataset_id)
+    obs, actions, masks, _ = dataset_arrays(dataset_id)
     space = model.observation_space
     want = {k: v.shape for k, v in space.spaces.items()} if hasattr(space, "spaces") else (
         space.shape)

@@ -11,6 +11,7 @@ The env answers by its own majority vote, which is what the dataset's rewards sc
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -121,15 +122,21 @@ def write_rollouts(spec: RolloutSpec, dataset_id: str, replay_dir: str | None = 
                     session_actions(session.trace, env)
                     env.step(ANSWER)
                     episodes += 1
-    ds = env.create_dataset(
+    with warnings.catch_warnings():  # "eval_env is None": the recording env serves
+        warnings.simplefilter("ignore", UserWarning)
+        ds = _create(env, dataset_id, ctl_spec, spec, sets, store)
+    env.close()
+    return ds
+
+
+def _create(env, dataset_id, ctl_spec, spec, sets, store):
+    return env.create_dataset(
         dataset_id=dataset_id, algorithm_name=f"controller:{ctl_spec.name}",
         description=(f"{ctl_spec.name} rollouts in AutoTTS-v0 (max_width {spec.max_width}); "
                      f"models {sorted({rs.model for rs in sets})}, benchmarks "
                      f"{sorted({rs.benchmark for rs in sets})}, seeds {list(spec.seeds)}, "
                      f"betas {list(spec.betas)}; data {store.root}"),
         author="autotts-gym")
-    env.close()
-    return ds
 
 
 def dataset_arrays(dataset_id: str):

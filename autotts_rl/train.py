@@ -231,13 +231,15 @@ def read_score(path: Path | str) -> dict | None:
 
 
 def data_hashes(store, models, benchmark: str) -> dict[str, str]:
-    """sha256 of every replay-set file the run trains on, keyed ``model/benchmark``."""
+    """sha256 of the source of every replay set the run trains on (the AutoTTS JSON it was
+    imported from; the store file for sets without one), keyed ``model/benchmark``."""
     out = {}
     for rs in store.select(models, benchmark):
-        f = Path(store.root) / rs.model / f"{rs.benchmark}.h5"
-        if f.is_file():
-            out[rs.key if isinstance(rs.key, str) else f"{rs.model}/{rs.benchmark}"] = (
-                hashlib.sha256(f.read_bytes()).hexdigest())
+        digest = rs.source_sha256
+        if not digest:
+            f = Path(store.root) / rs.model / f"{rs.benchmark}.h5"
+            digest = hashlib.sha256(f.read_bytes()).hexdigest() if f.is_file() else ""
+        out[f"{rs.model}/{rs.benchmark}"] = digest
     return out
 
 
@@ -489,7 +491,7 @@ def load_model(path: Path | str, algo: str | None = None):
         cls = getattr(stable_baselines3, algo)
     try:
         return cls.load(str(path), device="cpu")
-    except Exception as e:  # SB3 raises a variety of errors for foreign zips
+    except Exception as e:  # noqa: BLE001 -- SB3 raises many kinds for foreign zips
         raise UsageError(f"{path}: cannot load as {algo} ({type(e).__name__}: {e})"
                          ) from None
 
@@ -505,7 +507,7 @@ def load_policy(spec: str, name: str | None = None, wrapper: str | None = None,
     """
     from autotts_gym.wrappers import FEATURES
 
-    path = Path(spec[3:] if spec.startswith("rl:") else spec)
+    path = Path(spec.removeprefix("rl:"))
     if not path.is_file():
         raise UsageError(f"--policy {path}: no such file")
     if wrapper not in (None, "macro", "atomic"):

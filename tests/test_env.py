@@ -370,7 +370,6 @@ def test_sc64_through_env_actions_costs_interval_overshoot(real_store, real_stor
     """Per episode, the same answer as the SC@64 controller (agents.baselines.sc) run
     through a Session on the same order; tokens = its tokens + the interval overshoot."""
     from autotts_gym.baselines.sc import SelfConsistency
-
     from autotts_gym.core import Episode
     from autotts_gym.session import Session
 

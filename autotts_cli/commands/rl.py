@@ -12,7 +12,7 @@ from autotts_gym.errors import UsageError
 from .evaluation import TABLE1_METHODS, _betas
 
 FULL_SEEDS = "0-99"  # the protocol's seeds
-DEFAULT_COMPARE_SEEDS = "0-99"
+DEFAULT_COMPARE_SEEDS = "0-19"  # quick; --full gives the protocol
 
 
 def register(sub) -> None:
@@ -68,6 +68,59 @@ def register(sub) -> None:
     p.add_argument("--workers", type=int, default=None)
     p.add_argument("--out", required=True, type=Path)
     p.set_defaults(func=cmd_compare)
+    _register_rollouts(sub)
+
+
+def _register_rollouts(sub) -> None:
+    """``autotts data rollouts``, added to the ``data`` command (registered before this)."""
+    data = sub.choices.get("data")
+    if data is None:
+        return
+    actions = [a for a in data._actions if isinstance(a, argparse._SubParsersAction)]
+    if not actions:
+        return
+    p = actions[0].add_parser("rollouts", help="controller rollouts in AutoTTS-v0 as an "
+                              "offline RL dataset (Minari)")
+    p.add_argument("--controller", required=True,
+                   help="built-in name (sc64, cmc, ...) or a controller file")
+    p.add_argument("--format", choices=["minari"], default="minari",
+                   help="dataset format (default: minari)")
+    p.add_argument("--dataset-id", default=None,
+                   help="Minari dataset id (default: autotts/<controller>-<benchmarks>-v0); "
+                   "written under $MINARI_DATASETS_PATH (default ~/.minari/datasets)")
+    p.add_argument("--models", default=None, help="comma-separated (default: all)")
+    p.add_argument("--benchmarks", default="aime24",
+                   help="comma-separated (default: aime24, the search set)")
+    p.add_argument("--seeds", default="0-9", help="branch-order seeds (default: 0-9)")
+    p.add_argument("--betas", type=_betas, default=_betas("0.5"),
+                   help="betas (default: 0.5)")
+    p.add_argument("--max-width", type=_positive, default=64,
+                   help="the env's N (default: 64)")
+    p.add_argument("--replay-dir", help="store or JSON folder (default: $AUTOTTS_REPLAY_DIR "
+                   "> user cache > bundled synthetic)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a local dataset with the same id (default: refuse)")
+    p.set_defaults(func=cmd_rollouts)
+
+
+def cmd_rollouts(args) -> int:
+    from autotts_gym.harness import seeds_arg
+    from autotts_rl.offline import RolloutSpec, write_rollouts
+
+    benches = [b for b in args.benchmarks.split(",") if b.strip()]
+    if not benches:
+        raise UsageError("--benchmarks: no benchmark named")
+    models = [m for m in args.models.split(",") if m.strip()] if args.models else None
+    seeds = seeds_arg(args.seeds)
+    if len(seeds) > 10_000:
+        raise UsageError(f"--seeds {args.seeds}: {len(seeds)} seeds; at most 10000")
+    ctl = Path(args.controller).stem
+    dataset_id = args.dataset_id or f"autotts/{ctl}-{'-'.join(benches)}-v0"
+    spec = RolloutSpec(args.controller, models, benches, seeds, args.betas, args.max_width)
+    ds = write_rollouts(spec, dataset_id, args.replay_dir, overwrite=args.overwrite)
+    print(f"{dataset_id}: {ds.total_episodes} episodes, {ds.total_steps} steps "
+          f"(minari.load_dataset({dataset_id!r}))")
+    return 0
 
 
 def _positive(text: str) -> int:
@@ -139,11 +192,10 @@ def held_out_average(rows: list[dict]) -> list[dict]:
 
 
 def cmd_compare(args) -> int:
-    from autotts_rl.train import load_policy
-
     from autotts_gym.data import describe_source, open_store
     from autotts_gym.harness import evaluate_many, seeds_arg
     from autotts_gym.report import write_text
+    from autotts_rl.train import load_policy
 
     store = open_store(args.replay_dir)
     print(describe_source(store), file=sys.stderr)
