@@ -1,5 +1,5 @@
-"""Explorers propose controller code: an LLM through the anthropic SDK, or an offline
-mutation search over a parameterized controller template (no API key needed)."""
+"""Explorers propose controller code: an LLM through the anthropic SDK or any
+OpenAI-compatible chat server, or an offline mutation search over a parameterized controller template (no API key needed)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import random
 import re
 from dataclasses import dataclass
 from typing import Protocol
+
+from autotts_gym.errors import AutoTTSError
 
 SYSTEM = ("You are an expert in test-time scaling of reasoning language models. You write "
           "compact, correct Python controllers against the given contract.")
@@ -22,7 +24,7 @@ class Proposal:
     model: str
 
 
-class ExplorerError(RuntimeError):
+class ExplorerError(AutoTTSError, RuntimeError):
     """The explorer could not produce a reply (after its retries)."""
 
 
@@ -62,6 +64,49 @@ class AnthropicExplorer:
                        if getattr(b, "type", "") == "text")
         return Proposal(text, int(resp.usage.input_tokens), int(resp.usage.output_tokens),
                         self.model)
+
+
+class OpenAIExplorer:
+    """Any OpenAI-compatible chat-completions server (vLLM, SGLang, llama.cpp's server,
+    Ollama, a hosted provider) through the ``openai`` client. The client retries 429 and
+    5xx answers with exponential backoff (``max_retries``) and enforces ``timeout``. The key
+    comes from the environment variable ``api_key_env``; local servers need none."""
+
+    def __init__(self, model: str, base_url: str, api_key_env: str | None = None,
+                 temperature: float | None = None, max_tokens: int = 4000,
+                 timeout: float = 120.0, max_retries: int = 4):
+        import openai
+
+        key = "EMPTY"  # local servers ignore it; the client requires a string
+        if api_key_env:
+            key = os.environ.get(api_key_env, "")
+            if not key:
+                raise ExplorerError(f"no API key: environment variable {api_key_env} is not "
+                                    "set (a local server needs no --api-key-env)")
+        self.model = model
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self._openai = openai
+        self.client = openai.OpenAI(api_key=key, base_url=base_url, timeout=timeout,
+                                    max_retries=max_retries)
+
+    def propose(self, prompt: str, history: list[dict]) -> Proposal:
+        extra = {} if self.temperature is None else {"temperature": self.temperature}
+        try:
+            resp = self.client.chat.completions.create(
+                model=self.model, max_tokens=self.max_tokens,
+                messages=[{"role": "system", "content": SYSTEM},
+                          {"role": "user", "content": prompt}], **extra)
+        except self._openai.APIStatusError as e:
+            raise ExplorerError(f"chat completions answered {e.status_code}: {e.message}") from e
+        except self._openai.APIError as e:
+            raise ExplorerError(f"chat completions call failed: {type(e).__name__}: {e}") from e
+        if not resp.choices:
+            raise ExplorerError("chat completions answered with no choices")
+        text = resp.choices[0].message.content or ""
+        usage = resp.usage
+        return Proposal(text, int(getattr(usage, "prompt_tokens", 0) or 0),
+                        int(getattr(usage, "completion_tokens", 0) or 0), self.model)
 
 
 # ----------------------------------------------------------------------------- offline

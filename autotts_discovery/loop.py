@@ -80,7 +80,10 @@ def run_loop(explorer: Explorer, store: ReplayStore, out: Path | str, cfg: LoopC
     sc64 = sc64_reference(store, models, cfg.seeds)
     baseline = "\n".join(f"- SC@64 on {m}: {t:,.0f} tokens per problem" for m, t in sc64.items())
     history.write_state({"config": asdict(cfg), "status": "running"})
-    spent = sum(r.get("cost.json", {}).get("usd", 0.0) for r in history.rounds())
+    spent = sum(r.get("cost.json", {}).get("usd") or 0.0 for r in history.rounds())
+    if not prices.known(cfg.model):
+        log(f"explorer model {cfg.model!r} has no price in the table: cost.json records "
+            "tokens only (pass --prices FILE to count dollars)")
     while history.next_index() <= cfg.rounds:
         k = history.next_index()
         if cfg.max_usd is not None and spent >= cfg.max_usd:
@@ -100,8 +103,8 @@ def run_loop(explorer: Explorer, store: ReplayStore, out: Path | str, cfg: LoopC
             history.write_round(k, files)
             log(f"round {k}: explorer failed: {e}")
             continue
-        usd = prices.cost(prop.model, prop.input_tokens, prop.output_tokens)
-        spent += usd
+        usd = prices.cost_or_none(prop.model, prop.input_tokens, prop.output_tokens)
+        spent += usd or 0.0
         files["reply.md"] = prop.text
         files["cost.json"] = {"model": prop.model, "input_tokens": prop.input_tokens,
                               "output_tokens": prop.output_tokens, "usd": usd,

@@ -51,6 +51,13 @@ class PriceTable:
                              " (pass a price table with --prices)")
         return self.prices[max(keys, key=len)]
 
+    def known(self, model: str) -> bool:
+        return model in self.prices or any(model.startswith(k) for k in self.prices)
+
+    def cost_or_none(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
+        """Dollars, or None for a model without a price (then only tokens are recorded)."""
+        return self.cost(model, input_tokens, output_tokens) if self.known(model) else None
+
     def cost(self, model: str, input_tokens: int, output_tokens: int) -> float:
         pin, pout = self.rate(model)
         return (input_tokens * pin + output_tokens * pout) / 1e6

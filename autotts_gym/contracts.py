@@ -49,6 +49,9 @@ class SessionAPI(Protocol):
     def latest_answer(self, branch: int) -> str | None:
         """The latest answer revealed on a branch (None if none yet)."""
 
+    def branch_tokens(self, branch: int) -> float:
+        """Tokens charged to a branch so far; summed over branches, ``tokens``."""
+
     def open(self) -> tuple[str, int, bool] | None:
         """Open the next branch and reveal its first interval's answer:
         ``(answer, branch_id, finished)``, or None when every branch is open."""

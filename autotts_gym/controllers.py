@@ -6,6 +6,11 @@ object with ``solve(session) -> str | None`` (``session`` is a
 ``solve_batch(batch) -> np.ndarray`` (answer ids per row of an
 :class:`~autotts_gym.core.EpisodeBatch`), a vectorized fast path that must give the same
 answers, tokens and steps as ``solve``; the built-in baselines have one.
+
+A file (or module) may instead hold classes written for the AutoTTS release
+(``Cls(config={...}).solve(question)``, see :mod:`autotts_gym.release`): ``FILE.py:CLASS``
+picks one, and a file without ``make_controller`` whose only candidate is one such class
+runs that class.
 """
 
 from __future__ import annotations
@@ -14,13 +19,21 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from .errors import AutoTTSError
+from .release import (
+    ReleaseClassError,
+    ReleaseController,
+    check_release_class,
+    parse_controller_config,
+    release_candidates,
+)
 
 
 class ControllerError(AutoTTSError, ValueError):
@@ -69,18 +82,88 @@ def _module_from_file(path: Path) -> ModuleType:
     return module
 
 
+def split_class(spec: str) -> tuple[str, str | None]:
+    """``"x.py:Cls"`` -> ``("x.py", "Cls")``; a spec without ``:CLASS`` -> ``(spec, None)``."""
+    head, sep, tail = spec.rpartition(":")
+    if sep and head and tail.isidentifier():
+        return head, tail
+    return spec, None
+
+
 def load_controller(spec: str | Path | ModuleType | Callable | ControllerSpec,
-                    name: str | None = None) -> ControllerSpec:
+                    name: str | None = None,
+                    config: str | Mapping[str, Any] | None = None) -> ControllerSpec:
     """Resolve a registry name (``cmc``), module path (``pkg.mod``), file (``x.py``),
-    module object or ``make_controller`` callable into a :class:`ControllerSpec`."""
+    module object or ``make_controller`` callable into a :class:`ControllerSpec`.
+
+    ``SPEC:CLASS`` (a file, module or user controller name) runs the release-style class
+    ``CLASS``; so does a module without ``make_controller`` whose only release-style class
+    it is. ``config`` (a dict or ``KEY=VALUE,...``) goes to a release-style class as
+    ``config={"beta": beta, **config}``; for other controllers it is an error.
+    """
+    cfg = parse_controller_config(config)
+    out, release = _load(spec, name, cfg)
+    if cfg and not release:
+        raise ControllerError(f"controller {out.name}: --controller-config applies only to "
+                              "release-style classes (FILE.py:CLASS); this one is built by "
+                              "make_controller(beta)")
+    return out
+
+
+def load_controllers(specs: Sequence[str], config: str | Mapping[str, Any] | None = None
+                     ) -> list[ControllerSpec]:
+    """Several controllers (``compare --controllers``); ``config`` goes to the
+    release-style ones, and at least one must be release-style when it is given."""
+    cfg = parse_controller_config(config)
+    loaded = [_load(s, None, cfg) for s in specs]
+    if cfg and not any(release for _, release in loaded):
+        raise ControllerError("--controller-config was given but none of the controllers "
+                              f"({', '.join(map(str, specs))}) is a release-style class")
+    return [spec for spec, _ in loaded]
+
+
+def _load(spec, name: str | None, cfg: dict[str, Any]) -> tuple[ControllerSpec, bool]:
+    """(the controller, whether it is a release-style class)."""
     if isinstance(spec, ControllerSpec):
-        return spec
+        return spec, False
+    cls_name = None
+    if isinstance(spec, str):
+        spec, cls_name = split_class(spec)
+    module, source, default = _resolve(spec, name)
+    if isinstance(module, ControllerSpec):
+        return module, False
+    make = getattr(module, "make_controller", None)
+    if cls_name is None and not callable(make):
+        found, rejected = release_candidates(module)
+        if len(found) == 1:
+            cls_name = found[0]
+        elif found:
+            raise ControllerError(
+                f"{source}: defines no make_controller(beta) and several release-style "
+                f"classes ({', '.join(found)}); pick one with {source}:CLASS")
+        else:
+            why = "".join(f"; {k} {v}" for k, v in rejected.items())
+            raise ControllerError(
+                f"{source}: defines no callable make_controller(beta) and no release-style "
+                f"class (a class with solve(question), built as Cls(config=...)){why}")
+    if cls_name is not None:
+        try:
+            cls = check_release_class(module, cls_name, source)
+        except ReleaseClassError as e:
+            raise ControllerError(str(e)) from None
+        return ControllerSpec(name or cls_name, f"{source}:{cls_name}",
+                              partial(ReleaseController, cls, config=cfg)), True
+    return ControllerSpec(default or source.rsplit(".", 1)[-1], source, make), False
+
+
+def _resolve(spec, name: str | None):
+    """(module or a finished ControllerSpec, source text, display name)."""
     registry, display = _registry()
     if isinstance(spec, ModuleType):
         module, source = spec, spec.__name__
     elif callable(spec) and not isinstance(spec, (str, Path)):
         return ControllerSpec(name or getattr(spec, "__name__", "controller"),
-                              f"<callable {spec!r}>", spec)
+                              f"<callable {spec!r}>", spec), "", name
     else:
         source = str(spec)
         if source in registry:
@@ -105,16 +188,15 @@ def load_controller(spec: str | Path | ModuleType | Callable | ControllerSpec,
                     f"{source!r} is not a controller file, a module, or one of the "
                     f"built-in names ({', '.join(registry)}): {e}"
                 ) from None
-    make = getattr(module, "make_controller", None)
-    if not callable(make):
-        raise ControllerError(f"{source}: defines no callable make_controller(beta)")
-    return ControllerSpec(name or source.rsplit(".", 1)[-1], source, make)
+    return module, source, name
 
 
 def instantiate(spec: ControllerSpec, beta: float) -> Any:
     """Call ``make_controller(beta)`` and check the result has ``solve``."""
     try:
         ctl = spec.make_controller(beta)
+    except AutoTTSError as e:
+        raise ControllerError(f"controller {spec.name}: {e}") from e
     except Exception as e:
         raise ControllerError(f"controller {spec.name}: make_controller({beta}) raised "
                               f"{type(e).__name__}: {e}") from e

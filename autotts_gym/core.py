@@ -127,8 +127,9 @@ class Episode:
     """One problem under one branch order, stepped one action at a time.
 
     State per slot (opened branch, in opening order): ``depth`` (intervals generated),
-    ``finished``, ``pruned``, ``revealed`` (the latest revealed answer id, -1 if none).
-    ``tokens`` is the cost charged so far. Operations the rules forbid raise
+    ``finished``, ``pruned``, ``revealed`` (the latest revealed answer id, -1 if none),
+    ``spent`` (tokens charged to that branch so far). ``tokens`` is the cost charged so far
+    (the sum of ``spent``). Operations the rules forbid raise
     :class:`ReplayError`; callers that must never raise check ``can_*`` first.
     """
 
@@ -144,6 +145,7 @@ class Episode:
         "order",
         "pruned",
         "revealed",
+        "spent",
         "tables",
         "tokens",
     )
@@ -162,6 +164,7 @@ class Episode:
         self.finished: list[bool] = []
         self.pruned: list[bool] = []
         self.revealed: list[int] = []
+        self.spent: list[float] = []
         self._ans = tables.answers_list
         self._cost = tables.step_cost_list
         self._fin = tables.finish_depth_list
@@ -205,7 +208,9 @@ class Episode:
         self.finished.append(self._fin[b] <= 1)
         self.pruned.append(False)
         self.revealed.append(NO_ANSWER)
-        self.tokens += self._cost[b][0]
+        cost = self._cost[b][0]
+        self.spent.append(cost)
+        self.tokens += cost
         return slot
 
     def advance(self, slot: int) -> int:
@@ -222,6 +227,7 @@ class Episode:
         self.depth[slot] = d + 1
         if d + 1 >= self._fin[b]:
             self.finished[slot] = True
+        self.spent[slot] += cost
         self.tokens += cost
         return cost
 
@@ -230,6 +236,7 @@ class Episode:
         self._check_slot(slot)
         a = self._ans[self.order[slot]][self.depth[slot] - 1]
         self.revealed[slot] = a
+        self.spent[slot] += self.kappa_probe
         self.tokens += self.kappa_probe
         return a
 
@@ -267,6 +274,7 @@ class Episode:
         self.pruned.append(False)
         a = self._ans[b][self._fin[b] - 1]
         self.revealed.append(a)
+        self.spent.append(self._read[b])
         self.tokens += self._read[b]
         return a, slot
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import os
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -62,6 +63,7 @@ def fetch(url: str, dest: Path, sha256: str | None = None, timeout: float = 60.0
     req = urllib.request.Request(url, headers={"User-Agent": "autotts-gym"})
     if have:
         req.add_header("Range", f"bytes={have}-")
+    local = urllib.parse.urlsplit(url).scheme == "file"
     try:
         resp = urllib.request.urlopen(req, timeout=timeout)
     except urllib.error.HTTPError as e:
@@ -69,12 +71,16 @@ def fetch(url: str, dest: Path, sha256: str | None = None, timeout: float = 60.0
             resp = None
         else:
             raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
-    except (urllib.error.URLError, OSError) as e:
-        raise DownloadError(f"{url}: cannot connect ({getattr(e, 'reason', e)})") from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        why = getattr(e, "reason", e)
+        if local:
+            raise DownloadError(f"{url}: cannot read ({why})") from None
+        raise DownloadError(f"{url}: cannot connect ({why})") from None
     if resp is not None:
         with resp:
-            resumed = bool(have) and resp.status == 206
-            expected = resp.length  # body bytes announced by Content-Length (None: unknown)
+            # a file:// answer has no status and ignores Range: it always starts at byte 0
+            resumed = bool(have) and getattr(resp, "status", None) == 206
+            expected = getattr(resp, "length", None)  # Content-Length (None: unknown)
             got = 0
             error = None
             with open(part, "ab" if resumed else "wb") as out:
@@ -106,6 +112,26 @@ def fetch(url: str, dest: Path, sha256: str | None = None, timeout: float = 60.0
     return dest
 
 
+def check_base_url(base_url: str) -> None:
+    """:class:`DownloadError` unless ``base_url`` is an http(s) URL with a host or a
+    ``file://`` URL of an existing folder (an offline mirror of the release)."""
+    parts = urllib.parse.urlsplit(base_url)
+    if parts.scheme in ("http", "https"):
+        if not parts.netloc:
+            raise DownloadError(f"--base-url {base_url!r}: no host in the URL")
+        return
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise DownloadError(f"--base-url {base_url!r}: a file:// URL needs an absolute "
+                                "path (file:///path/to/folder)")
+        folder = Path(urllib.request.url2pathname(parts.path))
+        if not folder.is_dir():
+            raise DownloadError(f"--base-url {base_url!r}: {folder} is not a folder")
+        return
+    raise DownloadError(f"--base-url {base_url!r}: expected an http://, https:// or "
+                        "file:// URL")
+
+
 def download_release(
     dest_cache: Path | str | None = None,
     base_url: str = DEFAULT_BASE_URL,
@@ -119,6 +145,7 @@ def download_release(
     ``<dest_cache>/store``. ``dest_cache`` defaults to the user cache directory."""
     from .data import user_cache_dir, user_store_dir
 
+    check_base_url(base_url)
     cache = Path(dest_cache) if dest_cache is not None else user_cache_dir()
     downloads = cache / "downloads"
     for name in files:

@@ -30,7 +30,7 @@ import numpy as np
 
 from .controllers import ControllerError, ControllerSpec, instantiate, load_controller
 from .core import Episode, EpisodeBatch
-from .errors import AutoTTSError
+from .errors import AutoTTSError, UsageError
 from .session import Session, StepLimitExceeded
 from .store import ReplaySet, ReplayStore
 
@@ -280,6 +280,8 @@ def evaluate_many(
         chunk = len(seeds) if batched else max(1, seed_chunk)
         units += [_Unit(k, rs.model, rs.benchmark, float(b), seeds[i:i + chunk])
                   for rs in sets for b in betas for i in range(0, len(seeds), chunk)]
+    if not units:
+        raise UsageError("nothing to evaluate: no replay set, seed or beta selected")
     _JOB.clear()
     _JOB.update(entries=resolved, store=store, fast=fast and not trace, max_steps=max_steps,
                 trace=trace,
@@ -330,19 +332,40 @@ __all__ = [
 ]
 
 
-def seeds_arg(text: str) -> list[int]:
-    """Parse ``0-99`` or ``0,3,7`` or ``0-9,20`` into seeds."""
-    out: list[int] = []
-    for part in text.split(","):
+MAX_SEEDS = 100_000  # 30 problems x 100,000 seeds is already 3 million episodes per set
+
+
+def seeds_arg(text: str | Iterable[int], max_seeds: int = MAX_SEEDS) -> list[int]:
+    """Parse ``0-99`` or ``0,3,7`` or ``0-9,20`` into distinct seeds >= 0, at most
+    ``max_seeds`` of them (counted before anything is built); :class:`UsageError` else.
+    An already parsed list of seeds is checked the same way."""
+    if not isinstance(text, str):
+        text = ",".join(str(int(s)) for s in text)
+    ranges: list[tuple[int, int]] = []
+    for part in str(text).split(","):
         part = part.strip()
         if not part:
             continue
-        if "-" in part:
-            lo, hi = part.split("-", 1)
-            out += range(int(lo), int(hi) + 1)
-        else:
-            out.append(int(part))
-    if not out:
-        raise ValueError(f"--seeds {text!r}: no seeds given")
+        lo_s, sep, hi_s = part.partition("-")
+        try:
+            lo = int(lo_s)
+            hi = int(hi_s) if sep else lo
+        except ValueError:
+            raise UsageError(f"--seeds {text!r}: {part!r} is not a seed or a range like "
+                             "0-99 (seeds are whole numbers >= 0)") from None
+        if hi < lo:
+            raise UsageError(f"--seeds {text!r}: the range {part!r} is empty")
+        ranges.append((lo, hi))
+    total = sum(hi - lo + 1 for lo, hi in ranges)
+    if total == 0:
+        raise UsageError(f"--seeds {text!r}: no seeds given")
+    if total > max_seeds:
+        raise UsageError(f"--seeds {text!r}: {total:,} seeds; at most {max_seeds:,} "
+                         "(the paper's protocol uses 100)")
+    out = [s for lo, hi in ranges for s in range(lo, hi + 1)]
+    seen: set[int] = set()
+    for s in out:
+        if s in seen:
+            raise UsageError(f"--seeds {text!r}: seed {s} is given twice")
+        seen.add(s)
     return out
-

@@ -16,11 +16,13 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .export import read_manifest
 from .store import (
+    MAX_BRANCH_TOKENS,
     STORE_SUFFIX,
     ProblemBuilder,
     ReplaySet,
@@ -30,6 +32,16 @@ from .store import (
 )
 
 Normalizer = Callable[[str], str]
+
+
+def vocab_map(normalizer, gold: str, answers: Iterable[str]) -> dict[str, str]:
+    """Canonical spelling of each answer of one problem: a per-problem normalizer (with
+    ``merge``, e.g. math-verify clusters), a string function, or None (identity)."""
+    if normalizer is None:
+        return {a: a for a in {gold, *answers}}
+    if hasattr(normalizer, "merge"):
+        return normalizer.merge(gold, answers)
+    return {a: normalizer(a) for a in {gold, *answers}}
 
 
 def sha256_file(path: Path) -> str:
@@ -74,10 +86,12 @@ def parse_autotts_json(
         raise StoreError(f"{path}: not valid JSON (truncated or corrupt): {e}") from None
     except UnicodeDecodeError as e:
         raise StoreError(f"{path}: not UTF-8 text: {e}") from None
+    except RecursionError:
+        raise StoreError(f"{path}: JSON nested too deeply to be a replay file "
+                         "(a list of problem objects)") from None
     _expect(isinstance(data, list), path, None, None,
             f"top level must be a list of problems, got {type(data).__name__}")
     _expect(len(data) > 0, path, None, None, "the list of problems is empty")
-    norm = normalizer or (lambda s: s)
     problems = []
     for i, p in enumerate(data):
         _expect(isinstance(p, dict), path, i, None,
@@ -92,6 +106,8 @@ def parse_autotts_json(
         _expect(_is_int(freq), path, i, None,
                 f"field 'probe_freq' must be an integer, got {type(freq).__name__}")
         _expect(freq > 0, path, i, None, f"field 'probe_freq' must be > 0, got {freq}")
+        _expect(freq <= MAX_BRANCH_TOKENS, path, i, None,
+                f"field 'probe_freq' is too large ({freq} > {MAX_BRANCH_TOKENS:,})")
         branches, trace = p["each_branch"], p["final_answers_trace"]
         _expect(isinstance(branches, list), path, i, None,
                 f"field 'each_branch' must be a list, got {type(branches).__name__}")
@@ -101,7 +117,6 @@ def parse_autotts_json(
         _expect(len(trace) == len(branches), path, i, None,
                 f"field 'final_answers_trace' has {len(trace)} entries, "
                 f"'each_branch' has {len(branches)}")
-        builder = ProblemBuilder(i, p["question"], norm(p["gold_answer"]), freq)
         for j, br in enumerate(branches):
             _expect(isinstance(br, list) and len(br) == 3, path, i, j,
                     "field 'each_branch' entry must be a triple "
@@ -117,12 +132,18 @@ def parse_autotts_json(
             _expect(_is_int(tokens), path, i, j,
                     f"field 'branch_tokens' must be an integer, got {type(tokens).__name__}")
             _expect(tokens >= 0, path, i, j, f"field 'branch_tokens' is negative ({tokens})")
+            _expect(tokens <= MAX_BRANCH_TOKENS, path, i, j,
+                    f"field 'branch_tokens' is too large ({tokens} > {MAX_BRANCH_TOKENS:,})")
             _expect(isinstance(final, str), path, i, j,
                     f"field 'final_answer' must be a string, got {type(final).__name__}")
             _expect(trace[j] == final, path, i, j,
                     f"field 'final_answer' {final!r} differs from "
                     f"'final_answers_trace'[{j}] {trace[j]!r}")
-            builder.add_branch([norm(a) for a in probes], tokens, norm(final))
+        norm = vocab_map(normalizer, p["gold_answer"],
+                         [a for br in branches for a in (*br[0], br[2])])
+        builder = ProblemBuilder(i, p["question"], norm[p["gold_answer"]], freq)
+        for probes, tokens, final in branches:
+            builder.add_branch([norm[a] for a in probes], tokens, norm[final])
         problems.append(builder.build())
     return ReplaySet(
         model=model,
@@ -175,13 +196,22 @@ def import_sources(
     """
     out = Path(out)
     todo: list[tuple[ImportResult, ReplaySet | None]] = []
+    manifests: dict[Path, dict] = {}
     for m, b, path in find_sources(src):
+        root = path.parent.parent
+        if root not in manifests:
+            manifests[root] = read_manifest(root)
+        meta = manifests[root].get(f"{path.parent.name}/{b}")
+        name = _normalizer_name(meta, normalizer_name)
         m = model or m
         dest = out / m / f"{b}{STORE_SUFFIX}"
-        if not force and _already_imported(dest, path, normalizer_name):
+        if not force and _already_imported(dest, path, name):
             todo.append((ImportResult(m, b, dest, True), None))
             continue
-        rs = parse_autotts_json(path, m, b, normalizer, normalizer_name)
+        rs = parse_autotts_json(path, m, b, normalizer, name)
+        if meta:  # an autotts export: the store's own attributes come back with it
+            rs.synthetic = bool(meta.get("synthetic", False))
+            rs.extra_attrs = {str(k): str(v) for k, v in meta.get("extra_attrs", {}).items()}
         todo.append((ImportResult(m, b, dest, False), rs))
     pending = [(r, rs) for r, rs in todo if rs is not None]
     if pending:
@@ -199,6 +229,14 @@ def import_sources(
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return [r for r, _ in todo]
+
+
+def _normalizer_name(meta: dict | None, name: str) -> str:
+    """The normalizer a store records: an exported store was normalized already."""
+    prior = (meta or {}).get("normalizer", "none")
+    if prior == "none":
+        return name
+    return prior if name in ("none", prior) else f"{prior}+{name}"
 
 
 def _already_imported(dest: Path, source: Path, normalizer_name: str) -> bool:

@@ -90,6 +90,11 @@ class Session:
         self._ep._check_slot(branch)
         return self._str(self._ep.revealed[branch])
 
+    def branch_tokens(self, branch: int) -> float:
+        """Tokens charged to a branch so far (the per-branch part of ``tokens``)."""
+        self._ep._check_slot(branch)
+        return self._ep.spent[branch]
+
     # -- what a controller may do
     def open(self) -> tuple[str, int, bool] | None:
         """Open the next branch, generate one interval, reveal its answer there.

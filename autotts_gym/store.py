@@ -21,8 +21,9 @@ Per branch (length NB, problems concatenated in stored order)
     token count), ``final`` (int32, final answer id), ``probe_offsets`` (int64, NB + 1)
     into ``probes`` (int32 answer ids, probe k of a branch at ``probe_offsets[b] + k - 1``).
 
-Numeric datasets of 1024 elements or more are gzip-compressed (shuffle filter); h5py
-reads them transparently.
+Numeric datasets carry a Fletcher-32 checksum (a damaged file fails on read, not silently)
+and those of 1024 elements or more are gzip-compressed (shuffle filter); h5py reads them
+transparently. Files written before the checksums were added still read.
 
 Answer ids index the problem's vocabulary; ids are assigned in first-appearance order over
 the branches in stored order (probes, then the final answer), so equal strings share an id
@@ -44,6 +45,9 @@ from .errors import AutoTTSError
 
 SCHEMA_VERSION = 1
 STORE_SUFFIX = ".h5"
+# The most tokens one trajectory may have (and the largest probe interval): far above any
+# model's context, far below where int64 sums over 128 branches and 100,000 seeds overflow.
+MAX_BRANCH_TOKENS = 1_000_000_000
 
 _STR = h5py.string_dtype(encoding="utf-8")
 
@@ -220,11 +224,17 @@ _COMPRESS_MIN = 1024
 
 
 def _dataset(f: h5py.File, name: str, data, dtype=None) -> None:
-    arr = np.asarray(data, dtype=dtype) if dtype is not _STR else data
-    if dtype is not _STR and arr.size >= _COMPRESS_MIN:
-        f.create_dataset(name, data=arr, compression="gzip", compression_opts=4, shuffle=True)
+    if dtype is _STR:
+        f.create_dataset(name, data=data, dtype=dtype)
+        return
+    arr = np.asarray(data, dtype=dtype)
+    if arr.size == 0:  # a filter needs chunks, and a chunk needs at least one element
+        f.create_dataset(name, data=arr)
+    elif arr.size >= _COMPRESS_MIN:
+        f.create_dataset(name, data=arr, compression="gzip", compression_opts=4, shuffle=True,
+                         fletcher32=True)
     else:
-        f.create_dataset(name, data=arr, dtype=dtype)
+        f.create_dataset(name, data=arr, fletcher32=True)
 
 
 def _offsets(sizes: Iterable[int]) -> np.ndarray:
@@ -245,7 +255,7 @@ def read_attrs(path: Path) -> dict:
     try:
         with h5py.File(path, "r") as f:
             return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    except OSError:
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError):  # damaged: load() says so
         return {}
 
 
@@ -255,37 +265,45 @@ _REQUIRED = (
 )
 
 
+def _unreadable(path: Path, e: BaseException) -> StoreError:
+    why = " ".join(str(e).split()) or type(e).__name__
+    return StoreError(f"{path}: corrupt or unreadable store file ({why})")
+
+
 def read_replay_set(path: Path) -> ReplaySet:
-    """Load one store file into numpy arrays; raise :class:`StoreError` naming the problem."""
+    """Load one store file into numpy arrays, validated (:func:`validate_arrays`); raise
+    :class:`StoreError` naming the file and the problem, also for damage found while reading
+    (a flipped byte fails the datasets' Fletcher-32 checksums or the decompression)."""
     path = Path(path)
     try:
         f = h5py.File(path, "r")
     except OSError as e:
         raise StoreError(f"{path}: not a readable HDF5 store file ({e})") from None
-    with f:
-        version = f.attrs.get("schema_version")
-        if version is None:
-            raise StoreError(f"{path}: attribute 'schema_version' is missing")
-        if int(version) != SCHEMA_VERSION:
-            raise StoreError(
-                f"{path}: attribute 'schema_version' is {int(version)}, "
-                f"this autotts-gym reads version {SCHEMA_VERSION}"
-            )
-        for name in _REQUIRED:
-            if name not in f:
-                raise StoreError(f"{path}: dataset '{name}' is missing")
-        d = {name: f[name][()] for name in _REQUIRED}
-        attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    strs = {k: [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in d[k]]
-            for k in ("question", "gold_answer", "vocab")}
+    try:
+        with f:
+            version = f.attrs.get("schema_version")
+            if version is None:
+                raise StoreError(f"{path}: attribute 'schema_version' is missing")
+            if int(version) != SCHEMA_VERSION:
+                raise StoreError(
+                    f"{path}: attribute 'schema_version' is {int(version)}, "
+                    f"this autotts-gym reads version {SCHEMA_VERSION}"
+                )
+            for name in _REQUIRED:
+                if name not in f:
+                    raise StoreError(f"{path}: dataset '{name}' is missing")
+            d = {name: f[name][()] for name in _REQUIRED}
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
+        strs = {k: [s.decode("utf-8") if isinstance(s, bytes) else str(s) for s in d[k]]
+                for k in ("question", "gold_answer", "vocab")}
+    except StoreError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, OverflowError) as e:
+        raise _unreadable(path, e) from None
+    validate_arrays(path, d, strs)
     vo, bo, po = d["vocab_offsets"], d["branch_offsets"], d["probe_offsets"]
-    n_prob = len(strs["question"])
-    if len(vo) != n_prob + 1 or len(bo) != n_prob + 1:
-        raise StoreError(f"{path}: dataset 'vocab_offsets'/'branch_offsets' length != problems + 1")
-    if len(po) != len(d["n_probes"]) + 1 or int(po[-1]) != len(d["probes"]):
-        raise StoreError(f"{path}: dataset 'probe_offsets' does not match 'probes'")
     problems = []
-    for i in range(n_prob):
+    for i in range(len(strs["question"])):
         b0, b1 = int(bo[i]), int(bo[i + 1])
         p0, p1 = int(po[b0]), int(po[b1])
         vocab = tuple(strs["vocab"][int(vo[i]) : int(vo[i + 1])])
@@ -317,6 +335,82 @@ def read_replay_set(path: Path) -> ReplaySet:
         path=path,
         extra_attrs={k: str(v) for k, v in attrs.items() if k not in known},
     )
+
+
+_NUMERIC = ("probe_freq", "gold_id", "vocab_offsets", "branch_offsets", "n_probes", "tokens",
+            "final", "probe_offsets", "probes")
+
+
+def validate_arrays(path: Path, d: dict[str, np.ndarray], strs: dict[str, list[str]]) -> None:
+    """Check a store file's arrays against the schema, vectorized (once per load): shapes
+    and offsets consistent, every answer id inside its problem's vocabulary, ``gold_id``
+    in range and naming the gold answer, tokens in ``0..MAX_BRANCH_TOKENS``. Raises
+    :class:`StoreError` naming the file, the dataset and the first bad problem."""
+
+    def bad(name: str, msg: str) -> StoreError:
+        return StoreError(f"{path}: dataset '{name}' {msg}")
+
+    for name in _NUMERIC:
+        a = d[name]
+        if a.ndim != 1 or a.dtype.kind not in "iu":
+            raise bad(name, f"must be a 1-d integer array, got {a.dtype} {a.shape}")
+    n_prob = len(strs["question"])
+    if n_prob == 0:
+        raise bad("question", "holds no problems")
+    for name in ("gold_answer", "probe_freq", "gold_id"):
+        if len(d[name]) != n_prob:
+            raise bad(name, f"has {len(d[name])} entries for {n_prob} problems")
+    n_br = len(d["n_probes"])
+    for name in ("tokens", "final"):
+        if len(d[name]) != n_br:
+            raise bad(name, f"has {len(d[name])} entries for {n_br} branches")
+
+    def offsets(name: str, n: int, total: int, min_step: int) -> np.ndarray:
+        o = d[name].astype(np.int64)
+        if len(o) != n + 1 or o[0] != 0 or o[-1] != total:
+            raise bad(name, f"must run from 0 to {total} in {n + 1} entries")
+        step = np.diff(o)
+        if (step < min_step).any():
+            raise bad(name, f"steps below {min_step} at entry {int(np.argmax(step < min_step))}")
+        return step
+
+    n_vocab = offsets("vocab_offsets", n_prob, len(strs["vocab"]), 0)
+    offsets("branch_offsets", n_prob, n_br, 1)  # every problem has a branch
+    n_probes = offsets("probe_offsets", n_br, len(d["probes"]), 0)
+    if not np.array_equal(n_probes, d["n_probes"]):
+        raise bad("n_probes", "does not match 'probe_offsets'")
+
+    def where(name: str, rows: np.ndarray, per: np.ndarray | None, msg: str) -> None:
+        if rows.any():
+            k = int(np.argmax(rows))
+            if per is not None:  # a branch index: name its problem
+                k = int(np.searchsorted(per, k, side="right")) - 1
+            raise bad(name, f"{msg} (problem {k})")
+
+    bo = d["branch_offsets"]
+    pf = d["probe_freq"]
+    where("probe_freq", (pf < 1) | (pf > MAX_BRANCH_TOKENS), None,
+          f"must lie in 1..{MAX_BRANCH_TOKENS:,}")
+    tok = d["tokens"]
+    where("tokens", (tok < 0) | (tok > MAX_BRANCH_TOKENS), bo,
+          f"must lie in 0..{MAX_BRANCH_TOKENS:,}")
+    # answer ids: the min and max over each problem's segment against its vocabulary size
+    po = d["probe_offsets"]
+    for name, starts in (("final", bo[:-1]), ("probes", po[bo[:-1]])):
+        a = np.append(d[name], 0)  # the sentinel keeps the start of an empty tail valid
+        ends = np.append(starts[1:], len(a) - 1)
+        lo, hi = np.minimum.reduceat(a, starts), np.maximum.reduceat(a, starts)
+        where(name, (ends > starts) & ((lo < 0) | (hi >= n_vocab)), None,
+              "holds an id outside the problem's vocabulary")
+    gold = d["gold_id"]
+    where("gold_id", (gold < -1) | (gold >= n_vocab), None,
+          "holds an id outside the problem's vocabulary")
+    vo = d["vocab_offsets"]
+    for i, g in enumerate(gold.tolist()):
+        vocab = strs["vocab"][int(vo[i]) : int(vo[i + 1])]
+        answer = strs["gold_answer"][i]
+        if (vocab[g] != answer) if g >= 0 else (answer in vocab):
+            raise bad("gold_id", f"does not name the gold answer {answer!r} (problem {i})")
 
 
 class ReplayStore:
@@ -363,6 +457,10 @@ class ReplayStore:
         """The replay sets matching the given models and benchmarks (None: all)."""
         ms = _as_set(models)
         bs = _as_set(benchmarks)
+        for wanted, what in ((ms, "model"), (bs, "benchmark")):
+            if wanted is not None and not wanted:
+                raise StoreError(f"{self.root}: no {what} selected (an empty list); "
+                                 f"leave it out for all")
         keys = [(m, b) for m, b in self.keys()
                 if (ms is None or m in ms) and (bs is None or b in bs)]
         for wanted, have, what in ((ms, {m for m, _ in keys}, "model"),

@@ -3,7 +3,9 @@
 Two kinds of tests:
 
 * invariant tests (masks, leaks, batched equals per-episode, sandbox, resume, RL smoke) run
-  on the bundled synthetic store (``synthetic_store``), so they pass on a fresh clone;
+  on the bundled synthetic store (``synthetic_store``, ``synthetic_store_dir``, or
+  ``synthetic_json_dir``: the same sets written as AutoTTS JSON), so they pass on a fresh
+  clone;
 * real-data tests (exact Table 1, calibration, checksums) use ``real_store``,
   ``replay_json_dir`` or ``reference_rows``; they are marked ``real_data`` automatically and
   skipped with a one-line reason when the real AutoTTS data is not found. The data is looked
@@ -86,6 +88,35 @@ def synthetic_store_dir() -> Path:
     from autotts_gym.data import bundled_store_dir
 
     return Path(bundled_store_dir())
+
+
+def write_autotts_json(store, out: Path) -> Path:
+    """Write every replay set of ``store`` as AutoTTS JSON (``<model>/<benchmark>.json``,
+    the release's schema), so importer and JSON-reading tests run without the real data."""
+    import json
+
+    for rs in store:
+        rows = []
+        for p in rs.problems:
+            v = p.vocab
+            finals = [v[a] for a in p.final]
+            rows.append({
+                "question": p.question, "gold_answer": p.gold_answer,
+                "probe_freq": p.probe_freq, "final_answers_trace": finals,
+                "each_branch": [[[v[a] for a in p.branch_probes(b)], int(p.tokens[b]),
+                                 finals[b]] for b in range(p.n_branches)],
+            })
+        path = out / rs.model / f"{rs.benchmark}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rows))
+    return out
+
+
+@pytest.fixture(scope="session")
+def synthetic_json_dir(synthetic_store, tmp_path_factory) -> Path:
+    """The bundled synthetic store written back as AutoTTS JSON (same layout as the real
+    ``replay/autotts`` folder)."""
+    return write_autotts_json(synthetic_store, tmp_path_factory.mktemp("synthetic_json"))
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""The replay core against the spec, on the real data."""
+"""The replay core against the spec, on the bundled synthetic data (JSON written from it)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import pytest
 from autotts_gym.core import Episode, EpisodeBatch, ReplayError, branch_order, tables_for
 
 
-def _raw(replay_json_dir, model="Qwen3-4B", bench="aime24"):
-    return json.loads((replay_json_dir / model / f"{bench}.json").read_text())
+def _raw(json_dir, model="Qwen3-4B", bench="aime24"):
+    return json.loads((json_dir / model / f"{bench}.json").read_text())
 
 
 def test_branch_order_is_python_shuffle():
@@ -22,9 +22,10 @@ def test_branch_order_is_python_shuffle():
     assert branch_order(7) != branch_order(8)
 
 
-def test_branch_run_to_its_end_costs_max_of_tokens_and_intervals(real_store, replay_json_dir):
-    raw = _raw(replay_json_dir)
-    rs = real_store.load("Qwen3-4B", "aime24")
+def test_branch_run_to_its_end_costs_max_of_tokens_and_intervals(synthetic_store,
+                                                                 synthetic_json_dir):
+    raw = _raw(synthetic_json_dir)
+    rs = synthetic_store.load("Qwen3-4B", "aime24")
     checked_short = checked_long = 0
     for pi in (0, 7, 19):
         prob = rs.problems[pi]
@@ -50,9 +51,9 @@ def test_branch_run_to_its_end_costs_max_of_tokens_and_intervals(real_store, rep
     assert checked_short > 0 and checked_long > 0  # both misalignments occur in these problems
 
 
-def test_read_charges_branch_tokens_and_follows_order(real_store, replay_json_dir):
-    raw = _raw(replay_json_dir)
-    prob = real_store.load("Qwen3-4B", "aime24").problems[3]
+def test_read_charges_branch_tokens_and_follows_order(synthetic_store, synthetic_json_dir):
+    raw = _raw(synthetic_json_dir)
+    prob = synthetic_store.load("Qwen3-4B", "aime24").problems[3]
     ep = Episode.from_seed(prob, 11)
     order = branch_order(11)
     total = 0
@@ -64,8 +65,8 @@ def test_read_charges_branch_tokens_and_follows_order(real_store, replay_json_di
     assert ep.read() is None and ep.open() is None
 
 
-def test_atomic_actions_equal_reference_calls_and_kappa(real_store):
-    prob = real_store.load("Qwen3-1.7B", "hmmt25").problems[5]
+def test_atomic_actions_equal_reference_calls_and_kappa(synthetic_store):
+    prob = synthetic_store.load("Qwen3-1.7B", "hmmt25").problems[5]
     ref = Episode.from_seed(prob, 3)
     atom = Episode.from_seed(prob, 3, kappa_probe=2.5)
     n_probes = 0
@@ -84,18 +85,18 @@ def test_atomic_actions_equal_reference_calls_and_kappa(real_store):
     assert atom.tokens == ref.tokens + 2.5 * n_probes
 
 
-def test_invalid_core_operations_raise(real_store):
-    ep = Episode.from_seed(real_store.load("Qwen3-0.6B", "aime24").problems[0], 0)
+def test_invalid_core_operations_raise(synthetic_store):
+    ep = Episode.from_seed(synthetic_store.load("Qwen3-0.6B", "aime24").problems[0], 0)
     with pytest.raises(ReplayError):
         ep.advance(0)
     with pytest.raises(ReplayError):
         ep.probe(0)
     with pytest.raises(ValueError):
-        Episode(tables_for(real_store.load("Qwen3-0.6B", "aime24").problems[0]), [0, 1])
+        Episode(tables_for(synthetic_store.load("Qwen3-0.6B", "aime24").problems[0]), [0, 1])
 
 
-def test_batch_equals_scalar_under_random_actions(real_store):
-    rs = real_store.load("Qwen3-0.6B", "aime25")
+def test_batch_equals_scalar_under_random_actions(synthetic_store):
+    rs = synthetic_store.load("Qwen3-0.6B", "aime25")
     probs = rs.problems[:4]
     seeds = [0, 1, 2]
     batch = EpisodeBatch.from_seeds(probs, seeds, kappa_probe=1.0)

@@ -32,20 +32,20 @@ def isolated_env(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
 
 
-def _mini_store(root: Path, real_store_dir: Path, model="Qwen3-4B", bench="aime24") -> Path:
+def _mini_store(root: Path, store_dir: Path, model="Qwen3-4B", bench="aime24") -> Path:
     (root / model).mkdir(parents=True)
-    shutil.copy(real_store_dir / model / f"{bench}.h5", root / model / f"{bench}.h5")
+    shutil.copy(store_dir / model / f"{bench}.h5", root / model / f"{bench}.h5")
     return root
 
 
 # ----------------------------------------------------------------------------- open_store
 
 
-def test_resolution_order(tmp_path, monkeypatch, real_store_dir):
-    a = _mini_store(tmp_path / "a", real_store_dir, bench="aime24")
-    b = _mini_store(tmp_path / "b", real_store_dir, bench="aime25")
+def test_resolution_order(tmp_path, monkeypatch, synthetic_store_dir):
+    a = _mini_store(tmp_path / "a", synthetic_store_dir, bench="aime24")
+    b = _mini_store(tmp_path / "b", synthetic_store_dir, bench="aime25")
     cache = tmp_path / "cache"
-    _mini_store(cache / "store", real_store_dir, bench="hmmt25")
+    _mini_store(cache / "store", synthetic_store_dir, bench="hmmt25")
     monkeypatch.setenv("AUTOTTS_REPLAY_DIR", str(b))
     monkeypatch.setenv("AUTOTTS_CACHE_DIR", str(cache))
 
@@ -74,10 +74,10 @@ def test_user_cache_location(tmp_path, monkeypatch):
     assert user_cache_dir() == tmp_path / "mine"
 
 
-def test_json_folder_is_imported_once_into_the_cache(tmp_path, monkeypatch, replay_json_dir):
+def test_json_folder_is_imported_once_into_the_cache(tmp_path, monkeypatch, synthetic_json_dir):
     src = tmp_path / "json" / "Qwen3-1.7B"
     src.mkdir(parents=True)
-    shutil.copy(replay_json_dir / "Qwen3-1.7B" / "aime25.json", src / "aime25.json")
+    shutil.copy(synthetic_json_dir / "Qwen3-1.7B" / "aime25.json", src / "aime25.json")
     monkeypatch.setenv("AUTOTTS_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("AUTOTTS_REPLAY_DIR", str(src.parent))
     s = open_store()
@@ -128,9 +128,9 @@ def test_data_info_on_the_real_store(real_store_dir, replay_json_dir, capsys):
 
 
 def test_data_info_and_import_errors_exit_nonzero(tmp_path, capsys):
-    assert cli_main(["data", "info", str(tmp_path / "missing")]) == 2
+    assert cli_main(["data", "info", str(tmp_path / "missing")]) == 1  # a StoreError
     assert f"{tmp_path / 'missing'} (from argument): no such file" in capsys.readouterr().err
-    assert cli_main(["data", "import", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert cli_main(["data", "import", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     assert "no '<model>/<benchmark>.json' files found" in capsys.readouterr().err
 
 
@@ -200,41 +200,49 @@ def test_download_release_end_to_end_via_cli(tmp_path, replay_json_dir, capsys):
     assert list(cache.rglob("*.part")) == []
 
 
-def test_interrupted_download_resumes_with_range(tmp_path, replay_json_dir):
+def _sums(json_dir: Path) -> dict[str, str]:
+    return {f"{p.parent.name}/{p.name}": hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in json_dir.glob("*/*.json")}
+
+
+def test_interrupted_download_resumes_with_range(tmp_path, synthetic_json_dir):
     name = "Qwen3-0.6B/hmmt25.json"
-    src = replay_json_dir / name
+    src = synthetic_json_dir / name
+    cut = src.stat().st_size // 2
     cache = tmp_path / "cache"
-    with _server(replay_json_dir, cut={f"/{name}": 1_000_000}) as (url, log):
-        with pytest.raises(DownloadError, match=r"interrupted after 1000000 of \d+ bytes"):
-            download_release(cache, base_url=url, files=[name])
+    sums = _sums(synthetic_json_dir)
+    with _server(synthetic_json_dir, cut={f"/{name}": cut}) as (url, log):
+        with pytest.raises(DownloadError, match=rf"interrupted after {cut} of \d+ bytes"):
+            download_release(cache, base_url=url, files=[name], sha256=sums)
         part = cache / "downloads" / (name + ".part")
-        assert part.stat().st_size == 1_000_000
-        results = download_release(cache, base_url=url, files=[name])
-    assert log == [(f"/{name}", None), (f"/{name}", "bytes=1000000-")]
+        assert part.stat().st_size == cut
+        results = download_release(cache, base_url=url, files=[name], sha256=sums)
+    assert log == [(f"/{name}", None), (f"/{name}", f"bytes={cut}-")]
     done = cache / "downloads" / name
     assert done.read_bytes() == src.read_bytes() and not part.exists()
     assert [(r.model, r.benchmark, r.skipped) for r in results] == [("Qwen3-0.6B", "hmmt25",
                                                                      False)]
 
 
-def test_complete_part_file_is_finished_without_refetching(tmp_path, replay_json_dir):
+def test_complete_part_file_is_finished_without_refetching(tmp_path, synthetic_json_dir):
     name = "Qwen3-4B/aime24.json"
-    data = (replay_json_dir / name).read_bytes()
+    data = (synthetic_json_dir / name).read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
     part = tmp_path / "x.json.part"
     part.write_bytes(data)
-    with _server(replay_json_dir) as (url, log):
-        fetch(f"{url}/{name}", tmp_path / "x.json", RELEASE_SHA256[name])
+    with _server(synthetic_json_dir) as (url, log):
+        fetch(f"{url}/{name}", tmp_path / "x.json", sha)
         assert log == [(f"/{name}", f"bytes={len(data)}-")]  # answered 416: nothing left
-        fetch(f"{url}/{name}", tmp_path / "x.json", RELEASE_SHA256[name])
+        fetch(f"{url}/{name}", tmp_path / "x.json", sha)
         assert len(log) == 1  # a verified file is not fetched again
     assert (tmp_path / "x.json").read_bytes() == data and not part.exists()
 
 
-def test_checksum_mismatch_names_file_expected_and_got(tmp_path, replay_json_dir):
+def test_checksum_mismatch_names_file_expected_and_got(tmp_path, synthetic_json_dir):
     name = "Qwen3-1.7B/aime24.json"
     wrong = "0" * 64
-    got = hashlib.sha256((replay_json_dir / name).read_bytes()).hexdigest()
-    with _server(replay_json_dir) as (url, _), pytest.raises(DownloadError) as e:
+    got = hashlib.sha256((synthetic_json_dir / name).read_bytes()).hexdigest()
+    with _server(synthetic_json_dir) as (url, _), pytest.raises(DownloadError) as e:
         download_release(tmp_path, base_url=url, files=[name], sha256={name: wrong})
     msg = str(e.value)
     assert "aime24.json" in msg and f"{url}/{name}" in msg
@@ -243,9 +251,9 @@ def test_checksum_mismatch_names_file_expected_and_got(tmp_path, replay_json_dir
     assert not (tmp_path / "store").exists()
 
 
-def test_http_404_names_the_url(tmp_path, replay_json_dir):
+def test_http_404_names_the_url(tmp_path, synthetic_json_dir):
     name = "Qwen3-9B/aime24.json"
-    with _server(replay_json_dir) as (url, _):
+    with _server(synthetic_json_dir) as (url, _):
         with pytest.raises(DownloadError, match=re.escape(f"{url}/{name}: HTTP 404")):
             download_release(tmp_path, base_url=url, files=[name], sha256=None)
 

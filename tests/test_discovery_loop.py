@@ -45,7 +45,7 @@ class MessagesServer(JSONServer):
                      "usage": {"input_tokens": 1000, "output_tokens": 500}}
 
 
-def test_anthropic_loop_records_each_case(tmp_path, real_store):
+def test_anthropic_loop_records_each_case(tmp_path, synthetic_store):
     server = MessagesServer([
         (200, GOOD),                                          # round 1: a normal reply
         (429, "slow down"), (200, GOOD),                      # round 2: 429, then success
@@ -58,7 +58,7 @@ def test_anthropic_loop_records_each_case(tmp_path, real_store):
                                      base_url=server.url, max_retries=2, timeout=10)
         cfg = LoopConfig(rounds=5, models=["Qwen3-4B"], seeds=[0], betas=[0.5],
                          explorer="anthropic", model="claude-sonnet-4-test")
-        history = run_loop(explorer, real_store, tmp_path / "run", cfg,
+        history = run_loop(explorer, synthetic_store, tmp_path / "run", cfg,
                            limits=Limits(wall_seconds=60), log=lambda *a: None)
     finally:
         server.close()
@@ -74,13 +74,13 @@ def test_anthropic_loop_records_each_case(tmp_path, real_store):
     assert "Round 1" in history.load(2)["prompt.md"]  # history goes into the next prompt
 
 
-def test_budget_stops_the_loop(tmp_path, real_store):
+def test_budget_stops_the_loop(tmp_path, synthetic_store):
     server = MessagesServer([(200, GOOD)] * 3)
     try:
         explorer = AnthropicExplorer("claude-opus-4", api_key="k", base_url=server.url)
         cfg = LoopConfig(rounds=3, models=["Qwen3-4B"], seeds=[0], betas=[0.5],
                          max_usd=0.05)
-        history = run_loop(explorer, real_store, tmp_path / "run", cfg, log=lambda *a: None)
+        history = run_loop(explorer, synthetic_store, tmp_path / "run", cfg, log=lambda *a: None)
     finally:
         server.close()
     # one call costs 1000*15/1e6 + 500*75/1e6 = $0.0525 >= $0.05: one round, then stop
@@ -89,7 +89,7 @@ def test_budget_stops_the_loop(tmp_path, real_store):
         "budget_reached"
 
 
-def test_loop_survives_hostile_proposals(tmp_path, real_store):
+def test_loop_survives_hostile_proposals(tmp_path, synthetic_store):
     hostile = [
         "import os\nos.system('id')\ndef make_controller(b):\n    return None\n",
         "class C:\n    def solve(self, s):\n        while True:\n            pass\n"
@@ -107,17 +107,17 @@ def test_loop_survives_hostile_proposals(tmp_path, real_store):
             return Proposal(f"```python\n{hostile[len(history)]}```", 0, 0, "offline")
 
     cfg = LoopConfig(rounds=3, models=["Qwen3-4B"], seeds=[0], betas=[0.5])
-    history = run_loop(Scripted(), real_store, tmp_path / "run", cfg,
+    history = run_loop(Scripted(), synthetic_store, tmp_path / "run", cfg,
                        limits=Limits(cpu_seconds=3, episode_seconds=3, wall_seconds=20),
                        log=lambda *a: None)
     kinds = [r["record.json"]["kind"] for r in history.rounds()]
     assert kinds == ["rejected", "timeout", "bad_return"]
 
 
-def test_kill_mid_round_and_resume(tmp_path, real_store_dir, real_store):
+def test_kill_mid_round_and_resume(tmp_path, synthetic_store_dir, synthetic_store):
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "autotts_cli.main", "discover", "--explorer", "offline",
-           "--rounds", "4", "--out", str(run), "--replay-dir", str(real_store_dir),
+           "--rounds", "4", "--out", str(run), "--replay-dir", str(synthetic_store_dir),
            "--models", "Qwen3-4B", "--seeds", "0-1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
@@ -138,7 +138,7 @@ def test_kill_mid_round_and_resume(tmp_path, real_store_dir, real_store):
     assert (run / "rounds" / "r0001" / "controller.py").stat().st_mtime_ns == first
     assert all("results.json" in r for r in h.rounds())
     assert best_round(h) is not None
-    summary = report(run, real_store, tmp_path / "report", seeds=[0], betas=(0.5,))
+    summary = report(run, synthetic_store, tmp_path / "report", seeds=[0], betas=(0.5,))
     text = summary.read_text()
     best = best_round(h)["index"]
     assert f"discovered r{best:04d}" in text and "SC@64" in text and "CMC" in text

@@ -79,10 +79,10 @@ FAILERS = {
 
 
 @pytest.mark.parametrize("name", sorted(PEEKERS))
-def test_peeking_controllers_find_nothing(name, real_store):
+def test_peeking_controllers_find_nothing(name, synthetic_store):
     code = _peek(PEEKERS[name])
     assert not check_code(code).ok or name in ("introspection", "environment")
-    res = evaluate_in_sandbox(code, real_store, models="Qwen3-4B", benchmarks="aime24",
+    res = evaluate_in_sandbox(code, synthetic_store, models="Qwen3-4B", benchmarks="aime24",
                               seeds=[0], betas=(0.5,), limits=LIMITS)
     assert res.ok, (res.kind, res.message)
     assert len(res.results.records) == 30
@@ -92,9 +92,9 @@ def test_peeking_controllers_find_nothing(name, real_store):
 
 
 @pytest.mark.parametrize("name", sorted(FAILERS))
-def test_escaping_controllers_are_stopped_with_a_record(name, real_store):
+def test_escaping_controllers_are_stopped_with_a_record(name, synthetic_store):
     body, kind = FAILERS[name]
-    res = evaluate_in_sandbox(_ctl(body), real_store, models="Qwen3-4B", benchmarks="aime24",
+    res = evaluate_in_sandbox(_ctl(body), synthetic_store, models="Qwen3-4B", benchmarks="aime24",
                               seeds=[0], betas=(0.5,), limits=LIMITS)
     assert not res.ok and res.kind == kind, (res.kind, res.message)
     assert "problem 0" in res.message
@@ -102,19 +102,19 @@ def test_escaping_controllers_are_stopped_with_a_record(name, real_store):
     assert not Path("/tmp/autotts_sandbox_pwned2").exists()
 
 
-def test_patching_the_session_does_not_change_accounting(real_store):
+def test_patching_the_session_does_not_change_accounting(synthetic_store):
     code = _ctl("""
         type(session).tokens = property(lambda s: 0.0)
         answers = [session.read() for _ in range(4)]
         assert session.tokens == 0.0
         return answers[0]
         """)
-    res = evaluate_in_sandbox(code, real_store, models="Qwen3-4B", benchmarks="aime24",
+    res = evaluate_in_sandbox(code, synthetic_store, models="Qwen3-4B", benchmarks="aime24",
                               seeds=[0], betas=(0.5,), limits=LIMITS)
     assert res.ok
     from autotts_gym.core import Episode
 
-    rs = real_store.load("Qwen3-4B", "aime24")
+    rs = synthetic_store.load("Qwen3-4B", "aime24")
     for r in res.results.records:
         ep = Episode.from_seed(rs.problems[r.problem], 0)
         for _ in range(4):
@@ -122,14 +122,14 @@ def test_patching_the_session_does_not_change_accounting(real_store):
         assert r.tokens == ep.tokens > 0  # the parent charged the real cost
 
 
-def test_cmc_in_sandbox_equals_harness(real_store):
+def test_cmc_in_sandbox_equals_harness(synthetic_store):
     """The sandbox's records equal the in-process harness for a real controller."""
     from autotts_gym.harness import evaluate
 
     code = Path(__file__).parents[1].joinpath("autotts_gym/baselines/cmc.py").read_text()
-    res = evaluate_in_sandbox(code, real_store, models="Qwen3-1.7B", benchmarks="aime24",
+    res = evaluate_in_sandbox(code, synthetic_store, models="Qwen3-1.7B", benchmarks="aime24",
                               seeds=[0, 1], betas=(0.5,), limits=LIMITS)
-    ref = evaluate("cmc", real_store, models="Qwen3-1.7B", benchmarks="aime24", seeds=[0, 1],
+    ref = evaluate("cmc", synthetic_store, models="Qwen3-1.7B", benchmarks="aime24", seeds=[0, 1],
                    betas=(0.5,), workers=1, progress=False)
     assert res.ok
     import os

@@ -1,4 +1,4 @@
-"""AutoTTS-v0 invariants on the real replay data."""
+"""AutoTTS-v0 invariants, on the bundled synthetic store (Table 1 on the real data)."""
 
 from __future__ import annotations
 
@@ -27,24 +27,24 @@ def _env(store_dir, **kw) -> AutoTTSEnv:
     return AutoTTSEnv(replay_dir=str(store_dir), **kw)
 
 
-def test_checkers_pass(real_store_dir):
-    made = gym.make("autotts_gym:AutoTTS-v0", replay_dir=str(real_store_dir), model="Qwen3-4B",
+def test_checkers_pass(synthetic_store_dir):
+    made = gym.make("autotts_gym:AutoTTS-v0", replay_dir=str(synthetic_store_dir), model="Qwen3-4B",
                     benchmark="aime24", max_width=N, render_mode="rgb_array")
     check_env(made.unwrapped)  # with a spec, so the checker also tries the ansi mode
     from stable_baselines3.common.env_checker import check_env as sb3_check
 
-    sb3_check(_env(real_store_dir), warn=True)
+    sb3_check(_env(synthetic_store_dir), warn=True)
 
 
-def test_make_and_vector_envs(real_store_dir):
-    env = gym.make("autotts_gym:AutoTTS-v0", replay_dir=str(real_store_dir),
+def test_make_and_vector_envs(synthetic_store_dir):
+    env = gym.make("autotts_gym:AutoTTS-v0", replay_dir=str(synthetic_store_dir),
                    model="Qwen3-0.6B", benchmark="aime25", max_width=N)
     obs, info = env.reset(seed=3)
     assert env.observation_space.contains(obs)
     assert info["action_mask"].shape == (2 + 3 * N,)
     for mode in ("sync", "async"):
         venv = gym.make_vec("autotts_gym:AutoTTS-v0", num_envs=2, vectorization_mode=mode,
-                            replay_dir=str(real_store_dir), model="Qwen3-0.6B",
+                            replay_dir=str(synthetic_store_dir), model="Qwen3-0.6B",
                             benchmark="aime25", max_width=N)
         obs, info = venv.reset(seed=0)
         assert obs["depth"].shape == (2, N)
@@ -95,12 +95,12 @@ def _snapshot(env: AutoTTSEnv, obs: dict) -> tuple:
             env.action_masks().tobytes())
 
 
-def test_masks_equal_admissible_set_brute_force(real_store_dir):
+def test_masks_equal_admissible_set_brute_force(synthetic_store_dir):
     """At random states every action is admissible iff the rules allow it iff stepping it
     changes the state; an inadmissible one is a free no-op with the penalty."""
     n = 4
-    env = _env(real_store_dir, max_width=n, kappa_probe=3.0)
-    twin = _env(real_store_dir, max_width=n, kappa_probe=3.0)
+    env = _env(synthetic_store_dir, max_width=n, kappa_probe=3.0)
+    twin = _env(synthetic_store_dir, max_width=n, kappa_probe=3.0)
     rng = np.random.default_rng(0)
     checked = 0
     for episode in range(12):
@@ -142,8 +142,8 @@ def test_masks_equal_admissible_set_brute_force(real_store_dir):
         assert info["invalid_action"] and r == -env.invalid_action_penalty and not term
 
 
-def test_probe_admissible_once_per_depth(real_store_dir):
-    env = _env(real_store_dir)
+def test_probe_admissible_once_per_depth(synthetic_store_dir):
+    env = _env(synthetic_store_dir)
     env.reset(seed=0)
     env.step(BRANCH)
     probe = encode("probe", 0, N)
@@ -154,9 +154,9 @@ def test_probe_admissible_once_per_depth(real_store_dir):
     assert env.action_masks()[probe]
 
 
-def test_branch_run_to_end_costs_spec(real_store_dir, replay_json_dir):
-    raw = json.loads((replay_json_dir / "Qwen3-4B" / "aime24.json").read_text())
-    env = _env(real_store_dir, token_scale=1.0, gamma_fn=lambda b: 1.0)
+def test_branch_run_to_end_costs_spec(synthetic_store_dir, synthetic_json_dir):
+    raw = json.loads((synthetic_json_dir / "Qwen3-4B" / "aime24.json").read_text())
+    env = _env(synthetic_store_dir, token_scale=1.0, gamma_fn=lambda b: 1.0)
     for problem, seed in [(0, 0), (4, 9), (21, 5)]:
         env.reset(options={"problem": problem, "order_seed": seed})
         stored = branch_order(seed)[0]
@@ -279,11 +279,11 @@ def test_other_rank_for_answers_first_seen_beyond_n(tmp_path):
     assert info["answer"] == "s"  # a 1-1 tie: slot 0 is listed first
 
 
-def test_random_masked_policy_10000_episodes(real_store_dir):
+def test_random_masked_policy_10000_episodes(synthetic_store_dir):
     """All nine real sets, beta drawn per episode, a token budget that cuts some episodes;
     every episode's return must equal its objective and its votes the unpruned revealed
     slots."""
-    env = AutoTTSEnv(replay_dir=str(real_store_dir), max_width=16, beta=(0.0, 1.0),
+    env = AutoTTSEnv(replay_dir=str(synthetic_store_dir), max_width=16, beta=(0.0, 1.0),
                      kappa_probe=1.0, token_budget=12_000)
     rng = np.random.default_rng(1)
     u = rng.random(2_000_000)
@@ -330,8 +330,8 @@ def test_random_masked_policy_10000_episodes(real_store_dir):
     assert steps > 100_000 and finished_slots > 0 and prunes > 0 and 0 < cut < episodes
 
 
-def test_budget_truncates_and_reward_sums_to_objective(real_store_dir):
-    env = _env(real_store_dir, token_budget=3000, beta=(0.0, 1.0))
+def test_budget_truncates_and_reward_sums_to_objective(synthetic_store_dir):
+    env = _env(synthetic_store_dir, token_budget=3000, beta=(0.0, 1.0))
     obs, info = env.reset(seed=5)
     beta = float(obs["beta"][0])
     ret, trunc, term = 0.0, False, False
@@ -366,16 +366,16 @@ def _overshoot(p, seed: int) -> int:
                for b in branch_order(seed)[:64])
 
 
-def test_sc64_through_env_actions_costs_interval_overshoot(real_store, real_store_dir):
+def test_sc64_through_env_actions_costs_interval_overshoot(synthetic_store, synthetic_store_dir):
     """Per episode, the same answer as the SC@64 controller (agents.baselines.sc) run
     through a Session on the same order; tokens = its tokens + the interval overshoot."""
     from autotts_gym.baselines.sc import SelfConsistency
     from autotts_gym.core import Episode
     from autotts_gym.session import Session
 
-    env = AutoTTSEnv(replay_dir=str(real_store_dir), model="Qwen3-1.7B", benchmark="aime25",
+    env = AutoTTSEnv(replay_dir=str(synthetic_store_dir), model="Qwen3-1.7B", benchmark="aime25",
                      max_width=64)
-    rs = real_store.load("Qwen3-1.7B", "aime25")
+    rs = synthetic_store.load("Qwen3-1.7B", "aime25")
     total_overshoot = correct = 0
     for p in rs.problems:
         for seed in (0, 1, 2):
@@ -412,14 +412,14 @@ def test_sc64_through_env_actions_matches_table1(real_store, real_store_dir, ref
     assert abs(np.mean(toks) - np.mean(overs) - float(want["spec_mean_tokens"])) <= 1
 
 
-def test_render_modes(real_store_dir):
-    env = _env(real_store_dir, render_mode="ansi")
+def test_render_modes(synthetic_store_dir):
+    env = _env(synthetic_store_dir, render_mode="ansi")
     env.reset(seed=0)
     env.step(BRANCH)
     env.step(encode("probe", 0, N))
     text = env.render()
     assert "ans=#0" in text and "tokens=500" in text and "votes: #0:1" in text
-    env = _env(real_store_dir, render_mode="rgb_array")
+    env = _env(synthetic_store_dir, render_mode="rgb_array")
     env.reset(seed=0)
     assert (env.render() == 255).all()  # nothing opened: a blank grid
     env.step(BRANCH)
@@ -433,11 +433,11 @@ def test_render_modes(real_store_dir):
     pruned = env.render()[-1, w // 2]
     assert len(set(pruned.tolist())) == 1 and pruned[0] < 255  # grey once pruned
     with pytest.warns(UserWarning, match="render_mode"):
-        assert _env(real_store_dir).render() is None  # no render_mode: no view
+        assert _env(synthetic_store_dir).render() is None  # no render_mode: no view
 
 
-def test_max_steps_truncates_with_the_objective(real_store_dir):
-    env = _env(real_store_dir, max_steps=5, beta=0.2)
+def test_max_steps_truncates_with_the_objective(synthetic_store_dir):
+    env = _env(synthetic_store_dir, max_steps=5, beta=0.2)
     env.reset(seed=1)
     ret = 0.0
     for k in range(5):
@@ -454,8 +454,8 @@ def test_default_gamma_is_monotone_from_2_to_005():
     assert all(x > y for x, y in itertools.pairwise(g))
 
 
-def test_reset_options_pin_the_episode(real_store_dir):
-    env = AutoTTSEnv(replay_dir=str(real_store_dir), max_width=N,
+def test_reset_options_pin_the_episode(synthetic_store_dir):
+    env = AutoTTSEnv(replay_dir=str(synthetic_store_dir), max_width=N,
                      benchmark=["aime24", "hmmt25"], beta=(0.1, 0.3))
     betas = {float(env.reset(seed=s)[0]["beta"][0]) for s in range(20)}
     assert len(betas) > 1 and all(0.1 <= b <= 0.3 for b in betas)
@@ -484,30 +484,32 @@ def test_reset_options_pin_the_episode(real_store_dir):
     assert a[1:] == b[1:]
 
 
-def test_synthetic_data_is_announced(real_store_dir):
-    from autotts_gym.data import bundled_store_dir
-
+def test_synthetic_data_is_announced(synthetic_store_dir, tmp_path):
     with pytest.warns(UserWarning, match="SYNTHETIC"):
-        env = AutoTTSEnv(replay_dir=str(bundled_store_dir()), max_width=N)
-    assert env.synthetic and not _env(real_store_dir).synthetic
+        env = AutoTTSEnv(replay_dir=str(synthetic_store_dir), max_width=N)
+    assert env.synthetic
+    real = _store(tmp_path, "real", "1", [(["1"], 600, "1")])  # a set not made by the generator
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert not AutoTTSEnv(store=real, max_width=1).synthetic
 
 
-def test_bad_arguments_are_clear(real_store_dir):
+def test_bad_arguments_are_clear(synthetic_store_dir):
     with pytest.raises(ValueError, match="max_width"):
-        _env(real_store_dir, max_width=500)
+        _env(synthetic_store_dir, max_width=500)
     with pytest.raises(ValueError, match="beta"):
-        _env(real_store_dir, beta=1.5)
+        _env(synthetic_store_dir, beta=1.5)
     with pytest.raises(ValueError, match="token_budget must be positive or None, got 0"):
-        _env(real_store_dir, token_budget=0)
+        _env(synthetic_store_dir, token_budget=0)
     with pytest.raises(ValueError, match="kappa_probe must be >= 0"):
-        _env(real_store_dir, kappa_probe=-1)
-    env = AutoTTSEnv(replay_dir=str(real_store_dir))
+        _env(synthetic_store_dir, kappa_probe=-1)
+    env = AutoTTSEnv(replay_dir=str(synthetic_store_dir))
     with pytest.raises(ValueError, match="model"):
         env.reset(options={"problem": 0})
 
 
-def test_step_after_the_end_warns(real_store_dir):
-    env = _env(real_store_dir)
+def test_step_after_the_end_warns(synthetic_store_dir):
+    env = _env(synthetic_store_dir)
     env.reset(seed=0)
     env.step(BRANCH)
     assert env.step(ANSWER)[2]

@@ -1,4 +1,5 @@
-"""The harness and the Table 1 controllers against the reference numbers (real data)."""
+"""The harness: Table 1 against the reference numbers (real data); invariants (batched
+equals per-episode, worker independence, errors, files) on the bundled synthetic store."""
 
 from __future__ import annotations
 
@@ -51,11 +52,11 @@ def test_table1_reproduced_exactly_per_episode(real_store, reference_rows):
 @pytest.mark.parametrize("name,beta", [("sc64", 0.5), ("asc", 0.5), ("esc", 0.5),
                                        ("parallel_probe", 0.5), ("cmc", 0.0), ("cmc", 0.5),
                                        ("cmc", 1.0)])
-def test_batched_equals_per_episode(real_store, name, beta):
+def test_batched_equals_per_episode(synthetic_store, name, beta):
     """Same answer, tokens and session calls per episode, on every set, for a few seeds."""
     mod = importlib.import_module(f"autotts_gym.baselines.{MODULES[name]}")
     seeds = [0, 17, 93]
-    for rs in real_store.select():
+    for rs in synthetic_store.select():
         ctl = mod.make_controller(beta)
         batch = EpisodeBatch.from_seeds(rs.problems, seeds)
         ids = ctl.solve_batch(batch)
@@ -83,11 +84,11 @@ def test_per_episode_subset_matches_reference(real_store, reference_rows):
         assert abs(row["mean_tokens"] - float(want["spec_mean_tokens"])) <= 1
 
 
-def test_results_independent_of_workers(real_store):
+def test_results_independent_of_workers(synthetic_store):
     kw = dict(models="Qwen3-0.6B", benchmarks="hmmt25", seeds=range(12), betas=(0.3, 0.8),
               fast=False, progress=False, seed_chunk=5)
-    one = evaluate("cmc", real_store, workers=1, **kw)
-    two = evaluate("cmc", real_store, workers=2, **kw)
+    one = evaluate("cmc", synthetic_store, workers=1, **kw)
+    two = evaluate("cmc", synthetic_store, workers=2, **kw)
     assert one.records == two.records and len(one.records) == 30 * 12 * 2
 
 
@@ -122,10 +123,10 @@ def _write(tmp_path, body: str):
          return C()
      """, "never stopped"),
 ])
-def test_broken_controller_errors_name_the_episode(tmp_path, real_store, body, needle):
+def test_broken_controller_errors_name_the_episode(tmp_path, synthetic_store, body, needle):
     path = _write(tmp_path, body)
     with pytest.raises(HarnessError) as e:
-        evaluate(str(path), real_store, models="Qwen3-4B", benchmarks="aime25", seeds=[3],
+        evaluate(str(path), synthetic_store, models="Qwen3-4B", benchmarks="aime25", seeds=[3],
                  max_steps=1000, workers=1, progress=False)
     msg = str(e.value)
     assert needle in msg and "ctl" in msg and "problem 0" in msg and "seed 3" in msg
@@ -141,7 +142,7 @@ def test_loader_errors(tmp_path):
         load_controller("no_such_controller_anywhere")
 
 
-def test_gym_policy_sc64_matches_controller_plus_overshoot(real_store):
+def test_gym_policy_sc64_matches_controller_plus_overshoot(synthetic_store):
     """A policy playing SC@64 through env actions, scored by the harness, gets SC@64's
     accuracy exactly and its tokens plus the interval overshoot the spec charges."""
     n = 64
@@ -159,9 +160,9 @@ def test_gym_policy_sc64_matches_controller_plus_overshoot(real_store):
 
     kw = dict(models="Qwen3-4B", benchmarks="hmmt25", seeds=range(4), progress=False,
               workers=2)
-    pol = evaluate(GymPolicy(sc64_policy, "sc64-policy"), real_store, **kw)
-    ctl = evaluate("sc64", real_store, **kw)
-    rs = real_store.load("Qwen3-4B", "hmmt25")
+    pol = evaluate(GymPolicy(sc64_policy, "sc64-policy"), synthetic_store, **kw)
+    ctl = evaluate("sc64", synthetic_store, **kw)
+    rs = synthetic_store.load("Qwen3-4B", "hmmt25")
     from autotts_gym.core import branch_order
 
     for a, b in zip(pol.records, ctl.records):
@@ -173,11 +174,11 @@ def test_gym_policy_sc64_matches_controller_plus_overshoot(real_store):
         assert a.tokens == b.tokens + over
 
 
-def test_results_files(tmp_path, real_store):
-    res = evaluate("cmc", real_store, models="Qwen3-1.7B", benchmarks="aime24",
+def test_results_files(tmp_path, synthetic_store):
+    res = evaluate("cmc", synthetic_store, models="Qwen3-1.7B", benchmarks="aime24",
                    seeds=range(5), betas=(0.0, 0.5, 1.0), progress=False, trace=True,
                    workers=1)  # tracing takes the per-episode path even with fast=True
-    res = res + evaluate("sc64", real_store, models="Qwen3-1.7B", benchmarks="aime24",
+    res = res + evaluate("sc64", synthetic_store, models="Qwen3-1.7B", benchmarks="aime24",
                          seeds=range(5), progress=False, method="SC@64")
     paths = res.write(tmp_path)
     rows = list(csv.DictReader(open(paths["summary_csv"])))

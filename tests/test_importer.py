@@ -1,5 +1,6 @@
 """The JSON importer: every malformed input is named precisely; imports are atomic and
-idempotent; the store reproduces the real JSON exactly."""
+idempotent; the store reproduces its JSON exactly (JSON written from the bundled synthetic
+store, and the real release where it is found)."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ MODEL, BENCH = "Qwen3-0.6B", "aime24"
 
 
 @pytest.fixture(scope="module")
-def small_real(replay_json_dir) -> list[dict]:
-    """The first 3 problems of a real file, 6 branches each (still real data)."""
-    raw = json.loads((replay_json_dir / MODEL / f"{BENCH}.json").read_text())[:3]
+def small_real(synthetic_json_dir) -> list[dict]:
+    """The first 3 problems of a file, 6 branches each (the release's JSON schema)."""
+    raw = json.loads((synthetic_json_dir / MODEL / f"{BENCH}.json").read_text())[:3]
     for p in raw:
         p["each_branch"] = p["each_branch"][:6]
         p["final_answers_trace"] = p["final_answers_trace"][:6]
@@ -133,8 +134,8 @@ def test_each_malformed_input_names_file_problem_branch_field(
     assert words in msg
 
 
-def test_truncated_json_names_file_and_position(tmp_path, replay_json_dir):
-    raw = (replay_json_dir / MODEL / f"{BENCH}.json").read_text()
+def test_truncated_json_names_file_and_position(tmp_path, synthetic_json_dir):
+    raw = (synthetic_json_dir / MODEL / f"{BENCH}.json").read_text()
     path = _write(tmp_path, raw[: len(raw) // 2])
     with pytest.raises(StoreError) as e:
         parse_autotts_json(path, MODEL, BENCH)
@@ -171,9 +172,9 @@ def _leftovers(root: Path) -> list[Path]:
             if p.name.endswith((".tmp", ".staged")) or p.name.startswith(".import-")]
 
 
-def test_interrupted_import_leaves_no_partial_store(tmp_path, replay_json_dir, monkeypatch):
+def test_interrupted_import_leaves_no_partial_store(tmp_path, synthetic_json_dir, monkeypatch):
     out = tmp_path / "store"
-    import_sources(replay_json_dir / MODEL / f"{BENCH}.json", out)
+    import_sources(synthetic_json_dir / MODEL / f"{BENCH}.json", out)
     old = out / MODEL / f"{BENCH}.h5"
     old_bytes, old_stat = old.read_bytes(), old.stat()
 
@@ -188,7 +189,7 @@ def test_interrupted_import_leaves_no_partial_store(tmp_path, replay_json_dir, m
 
     monkeypatch.setattr(store_mod, "_dataset", failing)
     with pytest.raises(KeyboardInterrupt):
-        import_sources(replay_json_dir, out, force=True)
+        import_sources(synthetic_json_dir, out, force=True)
     assert calls["n"] == 29
     assert sorted(out.rglob("*.h5")) == [old]
     assert old.read_bytes() == old_bytes and old.stat().st_mtime_ns == old_stat.st_mtime_ns
@@ -196,7 +197,7 @@ def test_interrupted_import_leaves_no_partial_store(tmp_path, replay_json_dir, m
     assert [rs.key for rs in ReplayStore(out)] == [(MODEL, BENCH)]
 
 
-def test_import_killed_by_sigint_leaves_no_partial_store(tmp_path, replay_json_dir):
+def test_import_killed_by_sigint_leaves_no_partial_store(tmp_path, synthetic_json_dir):
     out = tmp_path / "store"
     script = textwrap.dedent(f"""
         import sys, time
@@ -208,7 +209,7 @@ def test_import_killed_by_sigint_leaves_no_partial_store(tmp_path, replay_json_d
             time.sleep(0.05)
             return real(*a, **k)
         s._dataset = slow
-        import_sources({str(replay_json_dir)!r}, {str(out)!r})
+        import_sources({str(synthetic_json_dir)!r}, {str(out)!r})
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     for seen, _line in enumerate(proc.stdout, 1):  # wait until inside the second file
@@ -221,25 +222,25 @@ def test_import_killed_by_sigint_leaves_no_partial_store(tmp_path, replay_json_d
     assert _leftovers(out) == []
 
 
-def test_reimport_is_a_noop(tmp_path, replay_json_dir):
+def test_reimport_is_a_noop(tmp_path, synthetic_json_dir):
     out = tmp_path / "store"
-    first = import_sources(replay_json_dir / "Qwen3-4B", out)
+    first = import_sources(synthetic_json_dir / "Qwen3-4B", out)
     assert [r.skipped for r in first] == [False, False, False]
     stats = {r.path: (r.path.stat().st_mtime_ns, r.path.stat().st_ino) for r in first}
-    again = import_sources(replay_json_dir / "Qwen3-4B", out)
+    again = import_sources(synthetic_json_dir / "Qwen3-4B", out)
     assert [r.skipped for r in again] == [True, True, True]
     assert {r.path: (r.path.stat().st_mtime_ns, r.path.stat().st_ino) for r in again} == stats
-    forced = import_sources(replay_json_dir / "Qwen3-4B" / "aime24.json", out, force=True)
+    forced = import_sources(synthetic_json_dir / "Qwen3-4B" / "aime24.json", out, force=True)
     assert not forced[0].skipped
     assert forced[0].path.stat().st_ino != stats[forced[0].path][1]
 
 
-def test_store_round_trip_reproduces_all_real_json(real_store, replay_json_dir):
-    files = sorted(replay_json_dir.glob("*/*.json"))
+def _check_round_trip(store: ReplayStore, json_dir: Path) -> None:
+    files = sorted(json_dir.glob("*/*.json"))
     assert len(files) == 9
     for f in files:
         raw = json.loads(f.read_text())
-        rs = real_store.load(f.parent.name, f.stem)
+        rs = store.load(f.parent.name, f.stem)
         assert len(rs.problems) == len(raw)
         assert rs.source_file == str(f) and not rs.synthetic
         for p, q in zip(rs.problems, raw):
@@ -252,6 +253,16 @@ def test_store_round_trip_reproduces_all_real_json(real_store, replay_json_dir):
                    for b in range(p.n_branches)]
             assert got == q["each_branch"]
             assert [v[a] for a in p.final] == q["final_answers_trace"]
+
+
+def test_store_round_trip_reproduces_all_json(tmp_path, synthetic_json_dir):
+    out = tmp_path / "store"
+    import_sources(synthetic_json_dir, out)
+    _check_round_trip(ReplayStore(out), synthetic_json_dir)
+
+
+def test_store_round_trip_reproduces_all_real_json(real_store, replay_json_dir):
+    _check_round_trip(real_store, replay_json_dir)
 
 
 def test_store_records_source_sha256_as_published(real_store, replay_json_dir):

@@ -15,9 +15,18 @@ def register(sub) -> None:
                     "autotts discover report RUN; autotts discover accept RUN --round K")
     p.add_argument("action", nargs="?", default="run", choices=["run", "report", "accept"])
     p.add_argument("run_dir", nargs="?", type=Path, help="the run (report, accept)")
-    p.add_argument("--explorer", choices=["offline", "anthropic"], default="offline")
-    p.add_argument("--model", default=None, help="explorer model (anthropic)")
-    p.add_argument("--base-url", default=None, help="Messages API base URL")
+    p.add_argument("--explorer", choices=["offline", "anthropic", "openai"],
+                   default="offline")
+    p.add_argument("--model", default=None, help="explorer model (anthropic, openai)")
+    p.add_argument("--base-url", default=None,
+                   help="API base URL (openai: e.g. http://localhost:8000/v1)")
+    llm = p.add_argument_group("--explorer openai (any OpenAI-compatible chat server)")
+    llm.add_argument("--api-key-env", default=None, metavar="VAR",
+                     help="environment variable holding the key (local servers need none)")
+    llm.add_argument("--temperature", type=float, default=None)
+    llm.add_argument("--max-tokens", type=int, default=4000, help="per reply")
+    llm.add_argument("--timeout", type=float, default=120.0, help="seconds per request")
+    llm.add_argument("--retries", type=int, default=4, help="on 429, 5xx and timeouts")
     p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--out", type=Path, help="run directory, e.g. runs/NAME")
     p.add_argument("--replay-dir")
@@ -62,6 +71,8 @@ def cmd_discover(args) -> int:
         if not args.model:
             raise ValueError("--explorer anthropic needs --model NAME")
         explorer = ex.AnthropicExplorer(args.model, base_url=args.base_url)
+    elif args.explorer == "openai":
+        explorer = _openai_explorer(args, ex)
     else:
         explorer = ex.OfflineExplorer(args.seed)
     cfg = LoopConfig(rounds=args.rounds,
@@ -69,6 +80,23 @@ def cmd_discover(args) -> int:
                      seeds=seeds_arg(args.seeds), betas=list(args.betas),
                      max_usd=args.max_usd, explorer=args.explorer, model=explorer.model)
     prices = PriceTable.load(args.prices) if args.prices else None
+    if args.max_usd is not None and not (prices or PriceTable()).known(explorer.model):
+        from autotts_gym.errors import UsageError
+
+        raise UsageError(f"--max-usd needs a price for {explorer.model!r}: pass --prices FILE")
     run_loop(explorer, store, args.out, cfg, prices=prices, resume=args.resume)
     print(f"history in {args.out}/rounds/")
     return 0
+
+
+def _openai_explorer(args, ex):
+    from autotts_gym.errors import UsageError
+
+    if not args.model or not args.base_url:
+        raise UsageError("--explorer openai needs --model NAME and --base-url URL")
+    try:
+        return ex.OpenAIExplorer(args.model, args.base_url, api_key_env=args.api_key_env,
+                                 temperature=args.temperature, max_tokens=args.max_tokens,
+                                 timeout=args.timeout, max_retries=args.retries)
+    except ex.ExplorerError as e:
+        raise UsageError(f"--explorer openai: {e}") from None

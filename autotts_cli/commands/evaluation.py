@@ -9,6 +9,11 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from autotts_gym.errors import AutoTTSError, UsageError
+from autotts_gym.harness import MAX_SEEDS
+
+from .. import args as args_
+
 # (controller, beta, name in the paper's Table 1)
 TABLE1_METHODS = [
     ("sc64", 0.5, "SC@64"),
@@ -18,33 +23,42 @@ TABLE1_METHODS = [
     ("cmc", 0.5, "CMC(beta=0.5)"),
     ("cmc", 1.0, "CMC(beta=1.0)"),
 ]
+BASELINES = list(dict.fromkeys(ctl for ctl, _, _ in TABLE1_METHODS))
 
 
 def _betas(text: str) -> list[float]:
     try:
         out = [float(b) for b in text.split(",") if b.strip()]
     except ValueError:
-        raise ValueError(f"--betas {text!r}: expected numbers separated by commas") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected numbers separated by commas") from None
     bad = [b for b in out if not 0.0 <= b <= 1.0]
     if not out or bad:
-        raise ValueError(f"--betas {text!r}: every beta must lie in [0, 1]")
+        raise argparse.ArgumentTypeError(f"{text!r}: every beta must lie in [0, 1]")
+    if len(set(out)) != len(out):
+        raise argparse.ArgumentTypeError(f"{text!r}: a beta is repeated")
     return out
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--replay-dir", help="store or AutoTTS JSON folder (default: see README)")
-    p.add_argument("--models", help="comma-separated models (default: all)")
-    p.add_argument("--benchmarks", help="comma-separated benchmarks (default: all)")
-    p.add_argument("--seeds", default="0-99", help="branch-order seeds, e.g. 0-99 or 0,1,5")
-    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
-    p.add_argument("--out", required=True, type=Path, help="output directory")
+    p.add_argument("--models", type=args_.names,
+                   help="comma-separated models (default: all)")
+    p.add_argument("--benchmarks", type=args_.names,
+                   help="comma-separated benchmarks (default: all)")
+    p.add_argument("--seeds", type=args_.seeds, default="0-99",
+                   help=f"branch-order seeds, e.g. 0-99 or 0,1,5 (at most {MAX_SEEDS:,})")
+    p.add_argument("--workers", type=args_.positive_int, default=None,
+                   help="processes (default: all cores)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output directory (checked and locked before the work starts)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def register(sub) -> None:
     p = sub.add_parser("reproduce", help="the AutoTTS paper's Table 1 on the replay data")
     _common(p)
-    p.set_defaults(func=cmd_reproduce)
+    p.set_defaults(func=cmd_reproduce, out_policy="lock")
 
     for name, helptext in (("eval", "score a controller over a beta sweep"),
                            ("sweep", "a controller's accuracy-cost curve over beta")):
@@ -52,20 +66,26 @@ def register(sub) -> None:
         _common(p)
         p.add_argument("--controller", required=True,
                        help="controller file (.py), module path or built-in name "
-                            "(sc64, asc, esc, parallel_probe, cmc)")
+                            "(sc64, asc, esc, parallel_probe, cmc); FILE.py:CLASS runs a "
+                            "class written for the AutoTTS release")
+        p.add_argument("--controller-config", metavar="KEY=VALUE,...",
+                       help="config of a release-style class, beside beta (from --betas)")
         p.add_argument("--betas", type=_betas,
-                       default=_betas("0,0.25,0.5,0.75,1" if name == "eval"
-                                      else "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"))
+                       default=("0,0.25,0.5,0.75,1" if name == "eval"
+                                else "0,0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1"),
+                       help="comma-separated betas in [0, 1] (cost weight of the objective)")
         p.add_argument("--no-fast", action="store_true",
                        help="always run one session per episode (no vectorized path)")
         p.add_argument("--trace", action="store_true", help="write execution traces")
         p.add_argument("--sandbox", action="store_true",
                        help="run the controller file in the discovery sandbox (untrusted code)")
-        p.add_argument("--max-steps", type=int, default=100_000,
+        p.add_argument("--max-steps", type=args_.positive_int, default=100_000,
                        help="per-episode cap on session calls")
         p.add_argument("--baselines", default="sc64,cmc",
-                       help="baselines drawn beside the curve (comma-separated, '' for none)")
-        p.set_defaults(func=cmd_eval)
+                       type=args_.choices_list(BASELINES, allow_empty=True),
+                       help=f"baselines drawn beside the curve, from {', '.join(BASELINES)} "
+                            "(comma-separated, '' for none)")
+        p.set_defaults(func=cmd_eval, out_policy="lock")
 
 
 def _open(args):
@@ -77,9 +97,7 @@ def _open(args):
 
 
 def _seeds(args) -> list[int]:
-    from autotts_gym.harness import seeds_arg
-
-    return seeds_arg(args.seeds)
+    return list(args.seeds)  # parsed and capped by args_.seeds
 
 
 def paper_numbers() -> dict[tuple[str, str, str], tuple[float, float]]:
@@ -156,17 +174,24 @@ def cmd_eval(args) -> int:
     store = _open(args)
     seeds = _seeds(args)
     t0 = time.perf_counter()
+    if args.sandbox and args.controller_config:
+        raise ValueError("--controller-config does not reach --sandbox runs yet; "
+                         "set the defaults in the class instead")
     if args.sandbox:
         results = _sandboxed(args, store, seeds)
     else:
-        results = evaluate(args.controller, store, models=args.models,
+        from autotts_gym.controllers import load_controller
+
+        controller = load_controller(args.controller, config=args.controller_config)
+        results = evaluate(controller, store, models=args.models,
                            benchmarks=args.benchmarks, seeds=seeds, betas=args.betas,
                            workers=args.workers, fast=not args.no_fast,
                            max_steps=args.max_steps, progress=not args.no_progress,
                            trace=args.trace)
-    for name in [b for b in args.baselines.split(",") if b]:
+    present = {r.method for r in results.records}  # e.g. --controller sc64 is SC@64 already
+    for name in args.baselines:
         for ctl, beta, label in TABLE1_METHODS:
-            if ctl == name:
+            if ctl == name and ctl != args.controller and label not in present:
                 results = results + evaluate(ctl, store, models=args.models,
                                              benchmarks=args.benchmarks, seeds=seeds,
                                              betas=(beta,), workers=args.workers,
@@ -186,12 +211,12 @@ def _sandboxed(args, store, seeds):
 
     path = Path(args.controller)
     if not path.is_file():
-        raise ValueError(f"--sandbox needs a controller file; {path} is not one")
+        raise UsageError(f"--sandbox needs a controller file; {path} is not one")
     res = evaluate_in_sandbox(path.read_text(), store, args.models, args.benchmarks, seeds,
                               args.betas, Limits(wall_seconds=24 * 3600.0,
                                                  max_steps=args.max_steps),
                               method=path.stem)
     if not res.ok:
-        raise ValueError(f"controller {path.stem} failed in the sandbox ({res.kind}): "
-                         f"{res.message}")
+        raise AutoTTSError(f"controller {path.stem} failed in the sandbox ({res.kind}): "
+                           f"{res.message}")
     return res.results

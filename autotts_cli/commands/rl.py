@@ -9,6 +9,7 @@ from pathlib import Path
 
 from autotts_gym.errors import UsageError
 
+from .. import args as args_
 from .evaluation import TABLE1_METHODS, _betas
 
 FULL_SEEDS = "0-99"  # the protocol's seeds
@@ -24,12 +25,12 @@ def register(sub) -> None:
                    help="continue from the last checkpoint (default: a new run)")
     p.add_argument("--replay-dir", help="overrides the config's replay_dir (default: the "
                    "config's, else $AUTOTTS_REPLAY_DIR > user cache > bundled synthetic)")
-    p.add_argument("--total-timesteps", type=_positive, default=None,
+    p.add_argument("--total-timesteps", type=args_.positive_int, default=None,
                    help="overrides the config's total_timesteps (on --resume: train on to "
                    "this many steps; default: the config's)")
-    p.add_argument("--seed", type=_non_negative, default=None,
+    p.add_argument("--seed", type=args_.nonnegative_int, default=None,
                    help="overrides the config's seed (default: the config's)")
-    p.add_argument("--n-envs", type=_positive, default=None,
+    p.add_argument("--n-envs", type=args_.positive_int, default=None,
                    help="overrides the config's n_envs (default: the config's)")
     p.add_argument("--bc", metavar="DATASET", default=None,
                    help="warm-start by behaviour cloning on this Minari dataset of rollouts "
@@ -37,7 +38,7 @@ def register(sub) -> None:
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (default: a bar with steps, steps/s and the last "
                    "search objective on stderr)")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, out_policy="check")
 
     p = sub.add_parser("compare", help="RL policies and controllers on the same episodes")
     p.add_argument("--policy", action="append", default=[],
@@ -46,7 +47,7 @@ def register(sub) -> None:
     p.add_argument("--wrapper", choices=["macro", "atomic"], default=None,
                    help="the env a policy without a run config.yaml acts on (default: macro "
                    "if its observations are the macro features, else atomic)")
-    p.add_argument("--max-width", type=_positive, default=None,
+    p.add_argument("--max-width", type=args_.positive_int, default=None,
                    help="N of a policy without a run config (default: its observation "
                    "width, 64 for macro policies)")
     p.add_argument("--runner", choices=["auto", "vector", "batched", "episode"],
@@ -54,20 +55,25 @@ def register(sub) -> None:
                    "the fastest that applies; all give identical records)")
     p.add_argument("--controllers", default="sc64,cmc",
                    help="comma-separated controllers (built-in names or files)")
+    p.add_argument("--controller-config", metavar="KEY=VALUE,...",
+                   help="config of the release-style classes (FILE.py:CLASS), beside beta")
     p.add_argument("--betas", type=_betas, default=_betas("0,0.25,0.5,0.75,1"),
                    help="betas for the policies and beta-aware controllers")
-    p.add_argument("--benchmarks", default="aime25,hmmt25",
+    p.add_argument("--benchmarks", default="aime25,hmmt25", type=args_.names,
                    help="benchmarks to compare on (default: the held-out ones)")
-    p.add_argument("--models", default=None)
-    p.add_argument("--seeds", default=None,
+    p.add_argument("--models", default=None, type=args_.names,
+                   help="comma-separated models (default: all)")
+    p.add_argument("--seeds", default=None, type=args_.seeds,
                    help=f"seeds (default: {DEFAULT_COMPARE_SEEDS}; --full for the protocol's "
                    f"{FULL_SEEDS})")
     p.add_argument("--full", action="store_true",
                    help=f"the full protocol: seeds {FULL_SEEDS} (default: off)")
-    p.add_argument("--replay-dir")
-    p.add_argument("--workers", type=int, default=None)
-    p.add_argument("--out", required=True, type=Path)
-    p.set_defaults(func=cmd_compare)
+    p.add_argument("--replay-dir", help="store or AutoTTS JSON folder (default: see README)")
+    p.add_argument("--workers", type=args_.positive_int, default=None,
+                   help="processes (default: all cores)")
+    p.add_argument("--out", required=True, type=Path,
+                   help="output directory (checked and locked before the work starts)")
+    p.set_defaults(func=cmd_compare, out_policy="lock")
     _register_rollouts(sub)
 
 
@@ -88,13 +94,15 @@ def _register_rollouts(sub) -> None:
     p.add_argument("--dataset-id", default=None,
                    help="Minari dataset id (default: autotts/<controller>-<benchmarks>-v0); "
                    "written under $MINARI_DATASETS_PATH (default ~/.minari/datasets)")
-    p.add_argument("--models", default=None, help="comma-separated (default: all)")
-    p.add_argument("--benchmarks", default="aime24",
+    p.add_argument("--models", default=None, type=args_.names,
+                   help="comma-separated (default: all)")
+    p.add_argument("--benchmarks", default=["aime24"], type=args_.names,
                    help="comma-separated (default: aime24, the search set)")
-    p.add_argument("--seeds", default="0-9", help="branch-order seeds (default: 0-9)")
+    p.add_argument("--seeds", default=list(range(10)), type=args_.seeds,
+                   help="branch-order seeds (default: 0-9)")
     p.add_argument("--betas", type=_betas, default=_betas("0.5"),
                    help="betas (default: 0.5)")
-    p.add_argument("--max-width", type=_positive, default=64,
+    p.add_argument("--max-width", type=args_.positive_int, default=64,
                    help="the env's N (default: 64)")
     p.add_argument("--replay-dir", help="store or JSON folder (default: $AUTOTTS_REPLAY_DIR "
                    "> user cache > bundled synthetic)")
@@ -104,16 +112,9 @@ def _register_rollouts(sub) -> None:
 
 
 def cmd_rollouts(args) -> int:
-    from autotts_gym.harness import seeds_arg
     from autotts_rl.offline import RolloutSpec, write_rollouts
 
-    benches = [b for b in args.benchmarks.split(",") if b.strip()]
-    if not benches:
-        raise UsageError("--benchmarks: no benchmark named")
-    models = [m for m in args.models.split(",") if m.strip()] if args.models else None
-    seeds = seeds_arg(args.seeds)
-    if len(seeds) > 10_000:
-        raise UsageError(f"--seeds {args.seeds}: {len(seeds)} seeds; at most 10000")
+    benches, models, seeds = args.benchmarks, args.models, args.seeds
     ctl = Path(args.controller).stem
     dataset_id = args.dataset_id or f"autotts/{ctl}-{'-'.join(benches)}-v0"
     spec = RolloutSpec(args.controller, models, benches, seeds, args.betas, args.max_width)
@@ -121,27 +122,6 @@ def cmd_rollouts(args) -> int:
     print(f"{dataset_id}: {ds.total_episodes} episodes, {ds.total_steps} steps "
           f"(minari.load_dataset({dataset_id!r}))")
     return 0
-
-
-def _positive(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}"
-                                         ) from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
-
-
-def _non_negative(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {v}")
-    return v
 
 
 def cmd_train(args) -> int:
@@ -192,6 +172,7 @@ def held_out_average(rows: list[dict]) -> list[dict]:
 
 
 def cmd_compare(args) -> int:
+    from autotts_gym.controllers import load_controllers
     from autotts_gym.data import describe_source, open_store
     from autotts_gym.harness import evaluate_many, seeds_arg
     from autotts_gym.report import write_text
@@ -205,16 +186,19 @@ def cmd_compare(args) -> int:
         pol.runner = args.runner
         entries.append((pol, args.betas, pol.name))
     fixed = {ctl: (beta, name) for ctl, beta, name in TABLE1_METHODS if ctl != "cmc"}
-    for ctl in [c for c in args.controllers.split(",") if c]:
+    names = [c for c in args.controllers.split(",") if c]
+    others = [c for c in names if c not in fixed]
+    loaded = dict(zip(others, load_controllers(others, args.controller_config)))
+    for ctl in names:
         if ctl in fixed:
             entries.append((ctl, (fixed[ctl][0],), fixed[ctl][1]))
         else:
-            entries.append((ctl, args.betas, None))
+            entries.append((loaded[ctl], args.betas, None))
     if not any(name == "SC@64" for _, _, name in entries):
         entries.append(("sc64", (0.5,), "SC@64"))
-    seeds = FULL_SEEDS if args.full else (args.seeds or DEFAULT_COMPARE_SEEDS)
-    results = evaluate_many(entries, store, args.models, args.benchmarks,
-                            seeds_arg(seeds), args.workers)
+    seeds = seeds_arg(FULL_SEEDS) if args.full else (args.seeds or seeds_arg(
+        DEFAULT_COMPARE_SEEDS))
+    results = evaluate_many(entries, store, args.models, args.benchmarks, seeds, args.workers)
     results.write(args.out)
     avg = held_out_average(results.summary())
     lines = ["| method | beta | cells | accuracy % | tokens | tokens vs SC@64 | "

@@ -1,12 +1,16 @@
-"""Collect replay stores from an OpenAI-compatible completions server (vLLM, llama.cpp's
-server, SGLang), following the protocol of the AutoTTS release: N trajectories per
-question, generated in intervals of ``interval`` tokens by continuing the text; after each
-interval that does not end the trajectory, a greedy probe (the prefix plus an
-answer-forcing suffix, a few tokens) whose extracted answer is the interval's answer; at
-the end, the final answer and the true token count.
+"""Collect replay stores from an OpenAI-compatible server (vLLM, SGLang, llama.cpp's
+server), following the protocol of the AutoTTS release: N trajectories per question,
+generated in intervals of ``interval`` tokens by continuing the text; after each interval
+that does not end the trajectory, a greedy probe (the prefix plus an answer-forcing
+suffix, a few tokens; an open ``<think>`` block closed first) whose extracted answer is
+the interval's answer; at the end, the final answer and the token count from ``usage``.
 
-Finished trajectories go to an append-only journal (fsync'd), so a killed collection
-resumes without losing or repeating one; the store is written atomically at the end.
+Text is continued through raw completions (optionally inside the model's chat template,
+rendered on the client) or through chat completions continuing the final assistant
+message. A probe runs while the next interval is generated; requests in flight to a
+server are bounded. Finished trajectories go to an append-only journal (fsync'd), so a
+killed collection resumes without losing or repeating one; the store is written
+atomically at the end.
 """
 
 from __future__ import annotations
@@ -17,18 +21,26 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ..errors import AutoTTSError
 from ..store import ProblemBuilder, ReplaySet, write_replay_set
 from .extract import make_extractor
-from .normalize import get_normalizer
+from .normalize import get_vocab_normalizer
 from .questions import Question
 
 DEFAULT_TEMPLATE = ("{question}\n\nPlease reason step by step, and put your final answer "
                     "within \\boxed{{}}.\n")
 DEFAULT_SUFFIX = "\n\n**Final Answer**\n\\boxed{"
+
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+class CollectError(AutoTTSError, ValueError):
+    """The server's answers cannot make a faithful store (no usage, errors past retries)."""
 
 
 @dataclass
@@ -44,49 +56,176 @@ class CollectConfig:
     probe_suffix: str = DEFAULT_SUFFIX
     extract: str = "boxed"
     normalize: str = "none"
+    api: str = "completions"  # "completions" (raw text) or "chat" (continue the message)
+    chat_template: str = ""  # description of the client-side template ("" = none)
+    thinking: str = "close"  # "close": a probe first closes an open <think> block; "keep"
+    think_close: str = "\n" + THINK_CLOSE + "\n\n"
+    token_count: str = "usage"  # or "tokenizer:NAME" for servers without usage
     concurrency: int = 8
+    max_inflight: int | None = None  # requests in flight per server (default 2 x concurrency)
+    schedule: str = "overlap"  # probes run beside the next interval; "sequential" waits
     max_tokens_total: int | None = None
     expected_tokens: int = 12_000  # per trajectory, for the estimate printed first
     seed: int = 0
 
+    def probe_prefix(self, visible: str) -> str:
+        """What a probe appends to the trajectory: the suffix, after closing an open
+        thinking block (``visible`` is all the text the model sees)."""
+        if self.thinking == "close" and visible.count(THINK_OPEN) > visible.count(THINK_CLOSE):
+            return self.think_close + self.probe_suffix
+        return self.probe_suffix
 
-class CompletionsClient:
-    """The ``openai`` client against a completions endpoint; it retries 429 and 5xx
-    answers with exponential backoff (``max_retries``) and times out each request."""
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    tokens: int
+    finish: str
+
+
+class _Client:
+    """The ``openai`` client against one server; it retries 429 and 5xx answers with
+    exponential backoff (``max_retries``), times out each request, and lets at most
+    ``max_inflight`` requests be in flight at once. Token counts come from ``usage``, or
+    from ``count_tokens`` when given; a reply without usage is otherwise an error."""
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None,
-                 timeout: float = 600.0, max_retries: int = 5):
+                 timeout: float = 600.0, max_retries: int = 5, max_inflight: int = 16,
+                 count_tokens: Callable[[str], int] | None = None):
         import openai
 
         self.model = model
+        self.base_url = base_url
+        self._openai = openai
         self.client = openai.OpenAI(base_url=base_url, api_key=api_key or os.environ.get(
             "OPENAI_API_KEY", "EMPTY"), timeout=timeout, max_retries=max_retries)
+        self.count_tokens = count_tokens
+        self._slots = threading.BoundedSemaphore(max_inflight)
+        self.inflight = self.peak_inflight = 0
+        self._lock = threading.Lock()
 
-    def complete(self, prompt: str, max_tokens: int, temperature: float,
-                 seed: int | None = None) -> tuple[str, int, str]:
-        """``(text, completion tokens, finish reason)``."""
-        r = self.client.completions.create(model=self.model, prompt=prompt,
-                                           max_tokens=max_tokens, temperature=temperature,
-                                           seed=seed)
-        choice = r.choices[0]
-        tokens = r.usage.completion_tokens if r.usage else len(choice.text.split())
-        return choice.text, int(tokens), str(choice.finish_reason)
+    def _call(self, fn, **kw):
+        with self._slots:
+            with self._lock:
+                self.inflight += 1
+                self.peak_inflight = max(self.peak_inflight, self.inflight)
+            try:
+                return fn(model=self.model, **kw)
+            except self._openai.APIStatusError as e:
+                raise CollectError(f"{self.base_url}: the server answered {e.status_code}: "
+                                   f"{e.message}") from None
+            except self._openai.APIConnectionError as e:
+                raise CollectError(f"cannot reach {self.base_url}: {type(e).__name__}: "
+                                   f"{e}") from None
+            except self._openai.APIError as e:
+                raise CollectError(f"{self.base_url}: request failed: {type(e).__name__}: "
+                                   f"{e}") from None
+            finally:
+                with self._lock:
+                    self.inflight -= 1
+
+    def _tokens(self, usage, text: str) -> int:
+        if usage is not None and getattr(usage, "completion_tokens", None) is not None:
+            return int(usage.completion_tokens)
+        if self.count_tokens is None:
+            raise CollectError(f"{self.base_url}: the reply has no 'usage' token count; pass "
+                               "--tokenizer NAME to count tokens with the model's tokenizer")
+        return self.count_tokens(text)
+
+    def head(self, user: str) -> str:
+        """The text before the assistant's, as the model sees it ("" if server-side)."""
+        return ""
+
+    def _first(self, r):
+        if not getattr(r, "choices", None):
+            raise CollectError(f"{self.base_url}: the reply has no choices")
+        return r.choices[0]
 
 
-def collect_trajectory(client: CompletionsClient, prompt: str, cfg: CollectConfig,
-                       extract: Callable[[str], str], seed: int) -> dict:
-    """One trajectory: probe answers after each full interval, final answer, tokens."""
-    text, tokens, probes = prompt, 0, []
+class CompletionsClient(_Client):
+    """Raw ``/v1/completions``: the prompt is ``render(user) + assistant`` verbatim
+    (``render`` is the identity, or a client-side chat template)."""
+
+    def __init__(self, *args, render: Callable[[str], str] | None = None, **kw):
+        super().__init__(*args, **kw)
+        self.render = render or (lambda user: user)
+        self._heads: dict[str, str] = {}
+
+    def head(self, user: str) -> str:
+        h = self._heads.get(user)
+        if h is None:
+            h = self._heads[user] = self.render(user)
+        return h
+
+    def continue_text(self, user: str, assistant: str, max_tokens: int, temperature: float,
+                      seed: int | None = None) -> Completion:
+        r = self._call(self.client.completions.create, prompt=self.head(user) + assistant,
+                       max_tokens=max_tokens, temperature=temperature, seed=seed)
+        choice = self._first(r)
+        return Completion(choice.text, self._tokens(r.usage, choice.text),
+                          str(choice.finish_reason))
+
+
+class ChatClient(_Client):
+    """``/v1/chat/completions`` with the server's template: the assistant's text so far is
+    the final message, continued in place (vLLM's ``continue_final_message`` with
+    ``add_generation_prompt: false``)."""
+
+    def __init__(self, *args, template_kwargs: dict | None = None, **kw):
+        super().__init__(*args, **kw)
+        self.template_kwargs = template_kwargs or {}
+
+    def continue_text(self, user: str, assistant: str, max_tokens: int, temperature: float,
+                      seed: int | None = None) -> Completion:
+        messages = [{"role": "user", "content": user}]
+        extra: dict = {}
+        if assistant:
+            messages.append({"role": "assistant", "content": assistant})
+            extra = {"continue_final_message": True, "add_generation_prompt": False}
+        if self.template_kwargs:
+            extra["chat_template_kwargs"] = self.template_kwargs
+        r = self._call(self.client.chat.completions.create, messages=messages,
+                       max_tokens=max_tokens, temperature=temperature, seed=seed,
+                       extra_body=extra or None)
+        choice = self._first(r)
+        msg = choice.message
+        reasoning = getattr(msg, "reasoning_content", None) or getattr(msg, "reasoning", None)
+        if reasoning:
+            raise CollectError(f"{self.base_url}: the server splits the reply into "
+                               "'reasoning_content' (a --reasoning-parser); serve without it "
+                               "so the assistant text continues verbatim")
+        text = msg.content or ""
+        return Completion(text, self._tokens(r.usage, text), str(choice.finish_reason))
+
+
+Client = CompletionsClient | ChatClient
+
+
+def collect_trajectory(client: Client, user: str, cfg: CollectConfig,
+                       extract: Callable[[str], str], seed: int,
+                       probe_pool: Executor | None = None) -> dict:
+    """One trajectory: probe answers after each full interval, final answer, tokens.
+
+    With ``probe_pool`` the probe at a boundary runs there while the next interval is
+    generated (they do not depend on each other); otherwise one after the other."""
+    head = client.head(user)
+    text, tokens, probes = "", 0, []
+
+    def probe(prefix: str) -> str:
+        suffix = cfg.probe_prefix(head + prefix)
+        out = client.continue_text(user, prefix + suffix, cfg.probe_max_tokens, 0.0)
+        return extract(cfg.probe_suffix + out.text + ("}" if "}" not in out.text else ""))
+
     while True:
         budget = min(cfg.interval, cfg.max_tokens - tokens)
-        chunk, used, finish = client.complete(text, budget, cfg.temperature, seed + tokens)
-        text += chunk
-        tokens += used
-        if finish != "length" or used < budget or tokens >= cfg.max_tokens:
+        c = client.continue_text(user, text, budget, cfg.temperature, seed + tokens)
+        text += c.text
+        tokens += c.tokens
+        if c.finish != "length" or c.tokens < budget or tokens >= cfg.max_tokens:
             break
-        probe, _, _ = client.complete(text + cfg.probe_suffix, cfg.probe_max_tokens, 0.0)
-        probes.append(extract(cfg.probe_suffix + probe + ("}" if "}" not in probe else "")))
-    return {"probes": probes, "tokens": tokens, "final": extract(text[len(prompt):])}
+        probes.append(probe_pool.submit(probe, text) if probe_pool else probe(text))
+    answers = [p.result() if isinstance(p, Future) else p for p in probes]
+    return {"probes": answers, "tokens": tokens, "final": extract(text)}
 
 
 class Journal:
@@ -119,7 +258,8 @@ class Journal:
 
 
 # settings that may change between a run and its resumption
-_RUN_ONLY = frozenset({"concurrency", "max_tokens_total", "expected_tokens"})
+_RUN_ONLY = frozenset({"concurrency", "max_inflight", "schedule", "max_tokens_total",
+                       "expected_tokens"})
 
 
 def store_name(model: str) -> str:
@@ -132,7 +272,7 @@ def _seed(cfg: CollectConfig, q: int, t: int) -> int:
     return int.from_bytes(h[:4], "little")
 
 
-def collect(questions: list[Question], client: CompletionsClient, out: Path | str,
+def collect(questions: list[Question], client: Client, out: Path | str,
             cfg: CollectConfig, progress: bool = True, log=print) -> Path | None:
     """Collect (or resume) and write ``out/<model>/<benchmark>.h5``; None if capped."""
     out = Path(out)
@@ -163,9 +303,12 @@ def collect(questions: list[Question], client: CompletionsClient, out: Path | st
         bar = tqdm(total=len(questions) * cfg.n, initial=len(done), unit="traj")
     t0, new_tokens, capped = time.monotonic(), 0, False
 
+    probe_pool = (ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="probe")
+                  if cfg.schedule == "overlap" else None)
+
     def run(q: int, t: int) -> dict:
         prompt = cfg.prompt_template.format(question=questions[q].text)
-        rec = collect_trajectory(client, prompt, cfg, extract, _seed(cfg, q, t))
+        rec = collect_trajectory(client, prompt, cfg, extract, _seed(cfg, q, t), probe_pool)
         return {"q": q, "t": t, **rec}
 
     with ThreadPoolExecutor(max_workers=cfg.concurrency) as pool:
@@ -183,7 +326,14 @@ def collect(questions: list[Question], client: CompletionsClient, out: Path | st
                 break
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
-                rec = fut.result()
+                try:
+                    rec = fut.result()
+                except BaseException:
+                    for other in pending:
+                        other.cancel()
+                    if probe_pool is not None:
+                        probe_pool.shutdown(cancel_futures=True)
+                    raise
                 journal.append(rec)
                 done[(rec["q"], rec["t"])] = rec
                 spent += rec["tokens"]
@@ -193,6 +343,8 @@ def collect(questions: list[Question], client: CompletionsClient, out: Path | st
                     bar.set_postfix(questions=len({q for q, _ in done}), tokens=f"{spent:,}",
                                     tok_s=f"{rate:,.0f}")
                     bar.update(1)
+    if probe_pool is not None:
+        probe_pool.shutdown()
     if bar is not None:
         bar.close()
     if capped or len(done) < len(questions) * cfg.n:
@@ -203,21 +355,34 @@ def collect(questions: list[Question], client: CompletionsClient, out: Path | st
 
 
 def write_store(questions: list[Question], done: dict, out: Path, cfg: CollectConfig) -> Path:
-    norm = get_normalizer(cfg.normalize)
+    from ..importer import vocab_map
+
+    normalizer = get_vocab_normalizer(cfg.normalize)
     problems = []
     for q, question in enumerate(questions):
-        b = ProblemBuilder(q, question.text, norm(question.answer), cfg.interval)
-        for t in range(cfg.n):
-            rec = done[(q, t)]
-            b.add_branch([norm(a) for a in rec["probes"]], rec["tokens"], norm(rec["final"]))
+        recs = [done[(q, t)] for t in range(cfg.n)]
+        norm = vocab_map(normalizer, question.answer,
+                         [a for r in recs for a in (*r["probes"], r["final"])])
+        b = ProblemBuilder(q, question.text, norm[question.answer], cfg.interval)
+        for rec in recs:
+            b.add_branch([norm[a] for a in rec["probes"]], rec["tokens"], norm[rec["final"]])
         problems.append(b.build())
     rs = ReplaySet(store_name(cfg.model), cfg.benchmark, problems, source_file="autotts collect",
                    normalizer=cfg.normalize,
-                   extra_attrs={"prompt_template": cfg.prompt_template,
-                                "probe_suffix": cfg.probe_suffix, "extract": cfg.extract,
-                                "interval": str(cfg.interval),
-                                "temperature": str(cfg.temperature), "n": str(cfg.n),
-                                "max_tokens": str(cfg.max_tokens)})
+                   extra_attrs=collect_attrs(cfg))
     path = out / store_name(cfg.model) / f"{cfg.benchmark}.h5"
     write_replay_set(path, rs)
     return path
+
+
+def collect_attrs(cfg: CollectConfig) -> dict[str, str]:
+    """The collect settings a store records (shown by ``autotts data info``)."""
+    thinking = (f"close: a probe after an open {THINK_OPEN} first appends "
+                f"{cfg.think_close!r}" if cfg.thinking == "close" else "keep: probes as is")
+    return {"collect_api": cfg.api, "chat_template": cfg.chat_template or "none",
+            "thinking": thinking, "prompt_template": cfg.prompt_template,
+            "probe_suffix": cfg.probe_suffix, "extract": cfg.extract,
+            "interval": str(cfg.interval), "temperature": str(cfg.temperature),
+            "n": str(cfg.n), "max_tokens": str(cfg.max_tokens),
+            "probe_max_tokens": str(cfg.probe_max_tokens), "token_count": cfg.token_count,
+            "seed": str(cfg.seed)}
