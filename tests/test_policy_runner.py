@@ -159,3 +159,20 @@ def test_plain_sb3_zip_through_compare(tmp_path, synthetic_store_dir):
     lines = [ln for ln in r.stderr.splitlines() if "error" in ln]
     assert len(lines) == 1 and "atomic (no wrapper)" in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_rl_zoo_hyperparameters_fit_ppo_and_the_env():
+    """autotts_rl/zoo/ppo.yml: one entry for a registered env id; its keys are RL Zoo's own
+    (n_envs, n_timesteps, policy, policy_kwargs) or PPO arguments."""
+    import inspect
+
+    import yaml
+    from stable_baselines3 import PPO
+
+    text = resources.files("autotts_rl").joinpath("zoo/ppo.yml").read_text()
+    conf = yaml.safe_load(text)
+    assert list(conf) == ["AutoTTSMacro-v0"] and "AutoTTSMacro-v0" in gym.registry
+    ppo_args = set(inspect.signature(PPO.__init__).parameters)
+    for key, value in conf["AutoTTSMacro-v0"].items():
+        assert key in {"n_envs", "n_timesteps", "policy"} or key in ppo_args, key
+    assert eval(conf["AutoTTSMacro-v0"]["policy_kwargs"], {"dict": dict})["net_arch"]
