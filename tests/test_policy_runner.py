@@ -173,6 +173,6 @@ def test_rl_zoo_hyperparameters_fit_ppo_and_the_env():
     conf = yaml.safe_load(text)
     assert list(conf) == ["AutoTTSMacro-v0"] and "AutoTTSMacro-v0" in gym.registry
     ppo_args = set(inspect.signature(PPO.__init__).parameters)
-    for key, value in conf["AutoTTSMacro-v0"].items():
+    for key in conf["AutoTTSMacro-v0"]:
         assert key in {"n_envs", "n_timesteps", "policy"} or key in ppo_args, key
     assert eval(conf["AutoTTSMacro-v0"]["policy_kwargs"], {"dict": dict})["net_arch"]
