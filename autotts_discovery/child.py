@@ -1,205 +1,227 @@
-"""The sandboxed side of a candidate controller: runs in its own process.
+"""The jailed side of a sandboxed evaluation (runs as ``/sandbox/child.py`` in the jail).
 
-Started by :mod:`.sandbox` as ``python -I -m autotts_discovery.child R W`` with two
-pipe descriptors. It receives the candidate's code and its limits, locks itself down, then
-plays episodes whose every session call is a request to the parent. It never holds a gold
-answer, an unrevealed answer or a store path: the parent owns the replay.
+Started by :mod:`.jail` inside a bubblewrap jail as ``python -I -S -B /sandbox/child.py
+CONFIG``; it talks to the parent over two pipes (fds named in CONFIG) in JSON lines and never holds
+a gold answer, an unrevealed answer or a store path: the parent owns every
+:class:`~autotts_gym.session.Session`.
 
-Lock-down, in order: its own empty working directory, resource limits (CPU seconds,
-address space, file size, open files, processes), a fresh network namespace with no
-interfaces (where the kernel allows it), an unprivileged user (when started as root), the
-modules a controller may import loaded in advance, and an audit hook that refuses every
-file open outside its directory, sockets, subprocesses, forks, exec, ctypes and module
-loading from disk from then on.
+Steps: drop to the jail's own uid (when the jail's setup ran as the namespace's root),
+set resource limits, load the candidate with :func:`autotts_gym.controllers.load_controller`
+from a file in the work directory, then play the episodes the parent names. Episodes run
+in ``lanes`` greenlets, each lane with its own controller instance playing its episodes one
+after another; the session calls of all lanes go to the parent in one message and come
+back in one reply (see :mod:`.wire` for the messages).
+
+Standard library, greenlet and ``autotts_gym``'s pure-Python modules only: this file is
+executed in the jail, where nothing else is mounted.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import resource
+import signal
 import sys
-import types
-from multiprocessing.connection import Connection
 
-ALLOWED_IMPORTS = (
-    "__future__", "math", "collections", "itertools", "functools", "statistics", "heapq", "bisect",
-    "random", "dataclasses", "typing", "fractions", "operator", "autotts_gym.voting",
-)
-NOBODY = 65534
-_BLOCKED_EVENTS = (
-    "socket.", "subprocess.", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
-    "os.fork", "os.forkpty", "os.kill", "os.chmod", "os.chown", "os.link", "os.symlink",
-    "os.remove", "os.rename", "os.rmdir", "os.truncate", "os.putenv", "os.unsetenv",
-    "ctypes.", "import", "compile", "exec", "sys._getframe", "sys.settrace",
-    "sys.setprofile", "gc.get_referrers", "gc.get_objects",
-    "gc.get_referents", "pty.", "shutil.", "urllib.", "webbrowser.", "mmap.",
-)
+MB = 1024 * 1024
 
 
-class SandboxViolation(RuntimeError):
-    """The candidate tried something the sandbox refuses."""
-
-
-class ProxySession:
-    """The session a sandboxed controller sees: every call is a request to the parent."""
-
-    def __init__(self, conn_in: Connection, conn_out: Connection, beta: float):
-        self._in, self._out, self._beta = conn_in, conn_out, beta
-
-    def _call(self, name: str, *args):
-        self._out.send(("call", name, args))
-        status, value = self._in.recv()
-        if status == "error":
-            raise RuntimeError(value)
-        return value
-
-    @property
-    def beta(self) -> float:
-        return self._beta
-
-    @property
-    def tokens(self) -> float:
-        return self._call("tokens")
-
-    @property
-    def n_opened(self) -> int:
-        return self._call("n_opened")
-
-    @property
-    def branches_left(self) -> int:
-        return self._call("branches_left")
-
-    def open(self):
-        return self._call("open")
-
-    def advance(self, branch: int):
-        return self._call("advance", int(branch))
-
-    def read(self):
-        return self._call("read")
-
-    def probe(self, branch: int):
-        return self._call("probe", int(branch))
-
-    def prune(self, branch: int):
-        return self._call("prune", int(branch))
-
-    def depth(self, branch: int) -> int:
-        return self._call("depth", int(branch))
-
-    def is_finished(self, branch: int) -> bool:
-        return self._call("is_finished", int(branch))
-
-    def is_pruned(self, branch: int) -> bool:
-        return self._call("is_pruned", int(branch))
-
-    def latest_answer(self, branch: int):
-        return self._call("latest_answer", int(branch))
+class SessionError(RuntimeError):
+    """A session call the parent refused (bad branch, nothing left, ...)."""
 
 
 def _limit(kind: int, value: int) -> None:
-    try:
-        resource.setrlimit(kind, (value, value))
-    except (ValueError, OSError):
-        pass
+    resource.setrlimit(kind, (value, value))
 
 
-def _new_network_namespace() -> bool:
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.unshare(0x40000000) == 0  # CLONE_NEWNET
-    except Exception:
-        return False
-
-
-_WINDOW = [False]  # True only while the candidate's own module code is compiled and run
-
-
-def lock_down(workdir: str, limits: dict) -> dict:
-    """Apply every restriction; returns what could be applied."""
-    os.chdir(workdir)
-    applied = {"netns": _new_network_namespace(), "user": os.getuid()}
-    mb = 1024 * 1024
-    _limit(resource.RLIMIT_CPU, int(limits["cpu_seconds"]))
-    _limit(resource.RLIMIT_AS, int(limits["memory_mb"]) * mb)
-    _limit(resource.RLIMIT_FSIZE, int(limits["output_mb"]) * mb)
-    _limit(resource.RLIMIT_NPROC, 0 if os.getuid() == 0 else 1)
-    _limit(resource.RLIMIT_CORE, 0)
-    for name in ALLOWED_IMPORTS:  # while the interpreter's files are still readable
-        __import__(name)
-    if os.getuid() == 0:
-        os.chown(workdir, NOBODY, NOBODY)
+def lock_down(cfg: dict) -> None:
+    uid = int(cfg["uid"])
+    if os.getuid() == 0:  # the jail was set up as its namespace's root: drop for good
+        os.chown(cfg["workdir"], uid, uid)
         os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
-        applied["user"] = NOBODY
-    real_workdir = os.path.realpath(workdir)
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+    if os.getuid() != uid or os.geteuid() != uid:
+        raise SystemExit(f"jail: running as uid {os.getuid()}, expected {uid}")
+    _limit(resource.RLIMIT_CPU, int(cfg["cpu_seconds"]))
+    _limit(resource.RLIMIT_AS, int(cfg["memory_mb"]) * MB)
+    _limit(resource.RLIMIT_FSIZE, int(cfg["output_mb"]) * MB)
+    _limit(resource.RLIMIT_NOFILE, 64)
+    _limit(resource.RLIMIT_CORE, 0)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # an oversized write raises instead
+    os.chdir(cfg["workdir"])
+    sys.path.append(cfg["lib"])
 
-    def hook(event: str, args: tuple) -> None:
-        if event == "open":
-            path = args[0]
-            if isinstance(path, int):
-                return
-            full = os.path.realpath(os.fsdecode(path))
-            if not (full == real_workdir or full.startswith(real_workdir + os.sep)):
-                raise SandboxViolation(f"opening {full} is not allowed")
-            return
-        if event in ("compile", "exec") and _WINDOW[0]:
-            return
-        if event == "import" and args and args[0] in sys.modules:
-            return  # a module loaded before the lock-down
-        if event.startswith(_BLOCKED_EVENTS):
-            raise SandboxViolation(f"{event} is not allowed in the sandbox")
 
-    sys.addaudithook(hook)
-    return applied
+class Channel:
+    """JSON lines over two pipe fds."""
+
+    def __init__(self, in_fd: int, out_fd: int) -> None:
+        self._in = os.fdopen(in_fd, "rb", buffering=1 << 16)
+        self._out = out_fd
+
+    def send(self, msg: dict) -> None:
+        data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+        while data:
+            data = data[os.write(self._out, data):]
+
+    def recv(self) -> dict:
+        line = self._in.readline()
+        if not line:
+            raise SystemExit(0)  # the parent closed the channel
+        return json.loads(line)
+
+
+def make_proxy(methods: tuple[str, ...], properties: tuple[str, ...], arity: dict):
+    """The session class a jailed controller sees, derived from the contract's lists."""
+    from operator import index
+
+    def forward(name: str, n_args: int):
+        def unpack(self, args: list):
+            ok, value, state = self._hub.switch((self._ep, name, args))
+            self._state = state
+            if not ok:
+                raise SessionError(value)
+            return tuple(value) if type(value) is list else value
+
+        if n_args == 0:
+            def call(self):
+                return unpack(self, [])
+        else:
+            def call(self, branch):
+                return unpack(self, [index(branch)])
+        call.__name__ = name
+        return call
+
+    def prop(i: int):
+        return property(lambda self: self._state[i])
+
+    ns: dict = {"__slots__": ("_ep", "_hub", "_state", "_beta"),
+                "beta": property(lambda self: self._beta)}
+    for name in methods:
+        ns[name] = forward(name, arity[name])
+    for i, name in enumerate(p for p in properties if p != "beta"):
+        ns[name] = prop(i)
+
+    def init(self, ep: int, beta: float, state: list, hub) -> None:
+        self._ep, self._beta, self._state, self._hub = ep, beta, state, hub
+
+    ns["__init__"] = init
+    return type("Session", (), ns)
+
+
+def _error(e: BaseException) -> str:
+    return f"{type(e).__name__}: {e}"[:2000]
+
+
+class Failure(Exception):
+    def __init__(self, kind: str, ep: int | None, message: str):
+        super().__init__(message)
+        self.kind, self.ep, self.message = kind, ep, message
+
+
+def play(chan: Channel, spec, instantiate, proxy, msg: dict, cfg: dict) -> None:
+    """Play one unit: episodes ``0..n-1`` at ``beta`` in up to ``lanes`` greenlets, split in
+    two groups so that one group runs while the parent serves the other's calls."""
+    import greenlet
+
+    beta, states = float(msg["beta"]), msg["states"]
+    cap = int(cfg["max_answer_chars"])
+    todo = list(range(len(states)))[::-1]
+    hub = greenlet.getcurrent()
+    done: list = []
+
+    def lane() -> None:
+        try:
+            ctl = instantiate(spec, beta)
+        except BaseException as e:  # noqa: BLE001 (whatever the candidate raises)
+            raise Failure("load", None, _error(e)) from None
+        while todo:
+            ep = todo.pop()
+            try:
+                answer = ctl.solve(proxy(ep, beta, states[ep], hub))
+            except MemoryError:
+                raise Failure("memory", ep, "MemoryError in solve") from None
+            except BaseException as e:
+                if isinstance(e, greenlet.GreenletExit):
+                    raise
+                raise Failure("runtime_error", ep, f"solve raised {_error(e)}") from None
+            if answer is not None:
+                if not isinstance(answer, str):
+                    raise Failure("bad_return", ep, f"solve returned "
+                                  f"{type(answer).__name__}, expected a string or None")
+                answer = str.__str__(answer)  # a plain str, whatever the subclass does
+                if len(answer) > cap:
+                    raise Failure("bad_return", ep, f"an answer of {len(answer)} characters "
+                                  f"(at most {cap})")
+            done.append([ep, answer])
+
+    n_lanes = min(int(cfg["lanes"]), len(todo))
+    lanes = [greenlet.greenlet(lane) for _ in range(n_lanes)]
+    groups = [lanes[0::2], lanes[1::2]]
+    requests: list[list] = [[], []]
+
+    def flush(g: int, pending: list) -> bool:
+        """Send group g's calls (and the answers so far); False when the group ended."""
+        nonlocal done
+        live = [(lane_, req) for lane_, req in zip(groups[g], pending) if not lane_.dead]
+        groups[g] = [lane_ for lane_, _ in live]
+        requests[g] = [req for _, req in live]
+        chan.send({"t": "batch", "g": g, "calls": requests[g], "done": done})
+        done = []
+        return bool(live)
+
+    active = [flush(g, [lane_.switch() for lane_ in groups[g]]) if groups[g] else False
+              for g in (0, 1)]
+    while any(active):
+        reply = chan.recv()
+        g = reply.get("g")
+        if reply.get("t") != "replies" or g not in (0, 1) or not active[g]:
+            raise SystemExit(0)
+        active[g] = flush(g, [lane_.switch(tuple(r))
+                              for lane_, r in zip(groups[g], reply["replies"])])
 
 
 def main() -> None:
-    conn_in = Connection(int(sys.argv[1]), writable=False)
-    conn_out = Connection(int(sys.argv[2]), readable=False)
-    setup = conn_in.recv()
-    applied = lock_down(setup["workdir"], setup["limits"])
-    module = types.ModuleType("candidate")  # a real module, as dataclasses expect
-    sys.modules["candidate"] = module
-    namespace = module.__dict__
+    cfg = json.loads(sys.argv[1])
+    lock_down(cfg)
+    chan = Channel(int(cfg["in_fd"]), int(cfg["out_fd"]))
     try:
-        _WINDOW[0] = True
-        code = compile(setup["code"], "candidate.py", "exec")
-        exec(code, namespace)
-        _WINDOW[0] = False
-        make = namespace["make_controller"]
-    except BaseException as e:
-        _WINDOW[0] = False
-        conn_out.send(("fatal", f"{type(e).__name__}: {e}"))
+        import inspect
+
+        from autotts_gym.contracts import SESSION_METHODS, SESSION_PROPERTIES, SessionAPI
+        from autotts_gym.controllers import instantiate, load_controller
+
+        init = chan.recv()
+        path = os.path.join(cfg["workdir"], "candidate.py")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(init["code"])
+        spec = load_controller(path, name="candidate")
+        arity = {m: len(inspect.signature(getattr(SessionAPI, m)).parameters) - 1
+                 for m in SESSION_METHODS}
+        proxy = make_proxy(SESSION_METHODS, SESSION_PROPERTIES, arity)
+    except MemoryError:
+        chan.send({"t": "fail", "kind": "memory", "ep": None, "msg": "MemoryError on load"})
         return
-    conn_out.send(("ready", applied))
-    controllers: dict[float, object] = {}
+    except BaseException as e:  # noqa: BLE001 (whatever loading the candidate raises)
+        chan.send({"t": "fail", "kind": "load", "ep": None, "msg": _error(e)})
+        return
+    chan.send({"t": "ready"})
     while True:
-        msg = conn_in.recv()
-        if msg[0] == "stop":
+        msg = chan.recv()
+        if msg.get("t") != "unit":
             return
-        _, beta = msg
         try:
-            if beta not in controllers:
-                controllers[beta] = make(beta)
-            answer = controllers[beta].solve(ProxySession(conn_in, conn_out, beta))
-            if answer is not None and not isinstance(answer, str):
-                conn_out.send(("bad_return", f"solve returned {type(answer).__name__}"))
-            else:
-                conn_out.send(("done", answer))
-        except MemoryError:
-            conn_out.send(("memory", "MemoryError: the memory limit was reached"))
-        except SandboxViolation as e:
-            conn_out.send(("escape", str(e)))
-        except BaseException as e:
-            if isinstance(e, RuntimeError) and "is not allowed" in str(e):
-                conn_out.send(("escape", str(e)))
-            else:
-                conn_out.send(("runtime_error", f"{type(e).__name__}: {e}"))
+            play(chan, spec, instantiate, proxy, msg, cfg)
+        except Failure as f:
+            chan.send({"t": "fail", "kind": f.kind, "ep": f.ep, "msg": f.message})
+            return
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    finally:  # what the jail cost, for the parent's record (stderr)
+        use = resource.getrusage(resource.RUSAGE_SELF)
+        sys.stderr.write(f"\nautotts-jail-cpu {use.ru_utime + use.ru_stime:.3f}\n")

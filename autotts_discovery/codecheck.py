@@ -1,8 +1,9 @@
 """Extract controller code from an explorer's reply and check it before it runs.
 
-A static filter only (the sandbox is the barrier): the code must parse, define
+A static filter only (the jail is the boundary): the code must parse, define
 ``make_controller``, import only allowed modules and avoid dunder attributes and the
-built-ins that reach around the contract.
+built-ins that reach around the contract. The discovery loop gates on it (it saves a jail
+and tells the explorer why); ``autotts eval --sandbox`` reports it as advice.
 """
 
 from __future__ import annotations
@@ -11,7 +12,13 @@ import ast
 import re
 from dataclasses import dataclass
 
-from .child import ALLOWED_IMPORTS
+ALLOWED_IMPORTS = (
+    "__future__", "math", "collections", "itertools", "functools", "statistics", "heapq",
+    "bisect", "random", "dataclasses", "typing", "fractions", "operator", "numpy", "scipy",
+    "autotts_gym.voting",
+)
+"""Modules a controller may import (with their submodules for numpy and scipy)."""
+_PACKAGES = ("numpy", "scipy")
 
 FORBIDDEN_NAMES = frozenset({
     "eval", "exec", "compile", "open", "__import__", "globals", "locals", "vars",
@@ -55,7 +62,8 @@ def check_code(code: str) -> CheckResult:
         else:
             names = []
         for name in names:
-            if name not in ALLOWED_IMPORTS:
+            if name not in ALLOWED_IMPORTS and not name.startswith(
+                    tuple(p + "." for p in _PACKAGES)):
                 problems.append(f"line {node.lineno}: import of {name!r} is not allowed "
                                 f"(allowed: {', '.join(ALLOWED_IMPORTS)})")
         if isinstance(node, ast.Name) and node.id in FORBIDDEN_NAMES:

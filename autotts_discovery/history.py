@@ -14,15 +14,29 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from autotts_gym.errors import AutoTTSError
 from autotts_gym.store import atomic_write
+
+from .rounds import Round
 
 _ROUND = re.compile(r"^r(\d{4,})$")
 
 
+class NoRun(AutoTTSError):
+    """A directory read as a discovery run is not one."""
+
+
 class History:
-    def __init__(self, run_dir: Path | str):
+    """A run's rounds on disk. ``create=False`` (readers: report, accept) never creates
+    anything and raises :class:`NoRun` where there is no run."""
+
+    def __init__(self, run_dir: Path | str, create: bool = True):
         self.run = Path(run_dir)
         self.rounds_dir = self.run / "rounds"
+        if not create:
+            if not self.rounds_dir.is_dir():
+                raise NoRun(f"{self.run}: not a discovery run (no rounds/ folder)")
+            return
         self.rounds_dir.mkdir(parents=True, exist_ok=True)
         for stale in self.rounds_dir.glob(".r*.tmp*"):  # a round killed mid-write
             shutil.rmtree(stale, ignore_errors=True)
@@ -63,6 +77,15 @@ class History:
 
     def rounds(self) -> list[dict[str, Any]]:
         return [self.load(k) for k in self.indices()]
+
+    def typed(self) -> list[Round]:
+        """Every round as a :class:`~.rounds.Round`."""
+        return [Round.from_files(r) for r in self.rounds()]
+
+    def state(self) -> dict:
+        """The run's ``state.json`` (empty when absent)."""
+        p = self.run / "state.json"
+        return json.loads(p.read_text()) if p.is_file() else {}
 
     def write_state(self, state: dict) -> None:
         atomic_write(self.run / "state.json",

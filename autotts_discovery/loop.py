@@ -1,8 +1,9 @@
-"""The discovery loop: prompt -> explorer -> code check -> sandboxed beta sweep -> record.
+"""The discovery loop: prompt -> explorer -> code check -> jailed beta sweep -> record.
 
-Everything a round produced lies in ``RUN/rounds/rNNNN/`` (see :mod:`.history`). The
-search set is aime24 of the chosen models; held-out benchmarks never enter a prompt or the
-choice of the best controller.
+Everything a round produced lies in ``RUN/rounds/rNNNN/`` (see :mod:`.history`). Rounds
+are scored on the split's search benchmarks only (:class:`autotts_gym.protocol.Split`,
+recorded in ``state.json`` with the data source); held-out benchmarks never enter a prompt
+or the choice of the best controller, and are used by :func:`report` only.
 """
 
 from __future__ import annotations
@@ -14,17 +15,23 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autotts_gym.protocol import mean_objective
+from autotts_gym.errors import AutoTTSError, UsageError
+from autotts_gym.protocol import Split, mean_objective
+from autotts_gym.runlock import RunLock
 from autotts_gym.store import ReplayStore, atomic_write
 
+from . import jail
 from .codecheck import check_reply
 from .explorer import Explorer, ExplorerError
 from .history import History
 from .pricing import PriceTable
-from .prompt import HELD_OUT, build_prompt
+from .prompt import build_prompt
+from .rounds import Round, RoundKind, best
 from .sandbox import Limits, SandboxResult, evaluate_in_sandbox
 
-SEARCH_BENCHMARK = "aime24"
+
+class DiscoveryError(AutoTTSError):
+    """A discovery run, report or accept that produced nothing usable."""
 
 
 @dataclass
@@ -36,6 +43,17 @@ class LoopConfig:
     max_usd: float | None = None
     explorer: str = "offline"
     model: str = "offline"
+    search: list[str] | None = None    # default: Split.for_benchmarks
+    held_out: list[str] | None = None
+
+
+def split_of(store: ReplayStore, cfg: LoopConfig) -> Split:
+    return Split.for_benchmarks(store.benchmarks(), cfg.search, cfg.held_out)
+
+
+def data_source(store: ReplayStore) -> dict:
+    """What a run records about its data, so ``report`` can reuse it."""
+    return {"store": str(Path(store.root).resolve()), "synthetic": bool(store.synthetic)}
 
 
 def sweep_summary(result: SandboxResult, sc64_tokens: dict[str, float]) -> dict:
@@ -55,31 +73,49 @@ def sweep_summary(result: SandboxResult, sc64_tokens: dict[str, float]) -> dict:
     return {"per_beta": per_beta, "score": score, "cells": rows}
 
 
-def sc64_reference(store: ReplayStore, models, seeds) -> dict[str, float]:
+def sc64_reference(store: ReplayStore, models, seeds, search: Sequence[str]) -> dict[str, float]:
     from autotts_gym.harness import evaluate
 
-    res = evaluate("sc64", store, models=models, benchmarks=SEARCH_BENCHMARK, seeds=seeds,
+    res = evaluate("sc64", store, models=models, benchmarks=list(search), seeds=seeds,
                    workers=1, progress=False)
     return {r["model"]: r["mean_tokens"] for r in res.summary()}
 
 
 def run_loop(explorer: Explorer, store: ReplayStore, out: Path | str, cfg: LoopConfig,
-             limits: Limits = Limits(), prices: PriceTable | None = None,
+             limits: Limits | None = None, prices: PriceTable | None = None,
              resume: bool = False, log=print) -> History:
+    """Run rounds until ``cfg.rounds`` exist (one writer per run directory). When no round
+    produced a working controller the state says ``failed`` (see :func:`require_success`)."""
     out = Path(out)
-    history = History(out)
-    state_path = out / "state.json"
-    if history.indices() and not resume:
-        raise FileExistsError(f"{out}: a discovery run exists here; pass --resume")
-    if resume and state_path.is_file():
-        saved = json.loads(state_path.read_text())["config"]
-        cfg = LoopConfig(**{**saved, "rounds": cfg.rounds, "max_usd": cfg.max_usd})
-    prices = prices or PriceTable()
+    if cfg.rounds < 1:
+        raise UsageError(f"--rounds {cfg.rounds}: a discovery run needs at least one round")
+    jail.require_jail()  # refuse before any work: there is no weaker mode
+    with RunLock(out, "autotts discover"):
+        history = History(out)
+        saved = history.state()
+        if history.indices() and not resume:
+            raise DiscoveryError(f"{out}: a discovery run exists here; pass --resume")
+        if resume and saved.get("config"):
+            cfg = LoopConfig(**{**saved["config"], "rounds": cfg.rounds,
+                                "max_usd": cfg.max_usd})
+        split = split_of(store, cfg)
+        cfg.search, cfg.held_out = list(split.search), list(split.held_out)
+        _run(explorer, store, history, cfg, split, limits or Limits(),
+             prices or PriceTable(), log)
+    return history
+
+
+def _state(cfg: LoopConfig, store: ReplayStore, status: str, usd: float = 0.0) -> dict:
+    return {"config": asdict(cfg), "data": data_source(store), "status": status,
+            "usd": usd}
+
+
+def _run(explorer: Explorer, store: ReplayStore, history: History, cfg: LoopConfig,
+         split: Split, limits: Limits, prices: PriceTable, log) -> None:
     models = cfg.models or store.models()
-    assert SEARCH_BENCHMARK not in HELD_OUT
-    sc64 = sc64_reference(store, models, cfg.seeds)
+    sc64 = sc64_reference(store, models, cfg.seeds, split.search)
     baseline = "\n".join(f"- SC@64 on {m}: {t:,.0f} tokens per problem" for m, t in sc64.items())
-    history.write_state({"config": asdict(cfg), "status": "running"})
+    history.write_state(_state(cfg, store, "running"))
     spent = sum(r.get("cost.json", {}).get("usd") or 0.0 for r in history.rounds())
     if not prices.known(cfg.model):
         log(f"explorer model {cfg.model!r} has no price in the table: cost.json records "
@@ -88,17 +124,17 @@ def run_loop(explorer: Explorer, store: ReplayStore, out: Path | str, cfg: LoopC
         k = history.next_index()
         if cfg.max_usd is not None and spent >= cfg.max_usd:
             log(f"stopping before round {k}: spent ${spent:.4f} of ${cfg.max_usd:.2f}")
-            history.write_state({"config": asdict(cfg), "status": "budget_reached",
-                                 "usd": spent})
-            return history
+            history.write_state(_state(cfg, store, "budget_reached", spent))
+            break
         t0 = time.monotonic()
         past = history.rounds()
-        prompt = build_prompt(past, baseline)
+        prompt = build_prompt([Round.from_files(r) for r in past], split, baseline)
         files: dict = {"prompt.md": prompt}
         try:
             prop = explorer.propose(prompt, past)
         except ExplorerError as e:
-            files["record.json"] = {"round": k, "kind": "api_error", "message": str(e)}
+            files["record.json"] = {"round": k, "kind": RoundKind.API_ERROR.value,
+                                    "message": str(e)[:300]}
             files["cost.json"] = {"input_tokens": 0, "output_tokens": 0, "usd": 0.0}
             history.write_round(k, files)
             log(f"round {k}: explorer failed: {e}")
@@ -113,47 +149,66 @@ def run_loop(explorer: Explorer, store: ReplayStore, out: Path | str, cfg: LoopC
         if check.code:
             files["controller.py"] = check.code
         if not check.ok:
-            files["record.json"] = {"round": k, "kind": check.kind, "message": check.message}
+            files["record.json"] = {"round": k, "kind": check.kind,
+                                    "message": check.message[:300]}
         else:
-            res = evaluate_in_sandbox(check.code, store, models, SEARCH_BENCHMARK, cfg.seeds,
-                                      cfg.betas, limits, method=f"r{k:04d}")
-            files["record.json"] = {"round": k, **res.to_dict(), "kind": res.kind}
+            res = evaluate_in_sandbox(check.code, store, models, list(split.search),
+                                      cfg.seeds, cfg.betas, limits, method=f"r{k:04d}")
+            files["record.json"] = {"round": k, **res.to_dict()}
             files["traces.jsonl"] = "".join(json.dumps(t) + "\n" for t in res.traces)
             if res.ok:
                 files["results.json"] = sweep_summary(res, sc64)
         files["record.json"]["seconds"] = round(time.monotonic() - t0, 2)
         history.write_round(k, files)
-        score = files.get("results.json", {}).get("score")
-        log(f"round {k}: {files['record.json']['kind']}"
-            + (f", score {score:.4f}" if score is not None else
-               f": {files['record.json'].get('message', '')[:120]}"))
-    history.write_state({"config": asdict(cfg), "status": "done", "usd": spent})
-    return history
+        r = Round.from_files({"index": k, **files})
+        log(f"round {k}: {r.kind.value}"
+            + (f", score {r.score:.4f}" if r.score is not None else f": {r.message[:120]}"))
+    else:
+        status = "done" if best(history.typed()) else "failed"
+        history.write_state(_state(cfg, store, status, spent))
 
 
-def best_round(history: History) -> dict | None:
+def require_success(history: History) -> Round:
+    """The best round, or :class:`DiscoveryError` when every round failed."""
+    chosen = best(history.typed())
+    if chosen is None:
+        kinds = ", ".join(sorted({r.kind.value for r in history.typed()})) or "none"
+        raise DiscoveryError(f"{history.run}: no round produced a working controller "
+                             f"(outcomes: {kinds})")
+    return chosen
+
+
+def best_round(history: History) -> Round | None:
     """The round with the best search-set score (held-out data plays no part)."""
-    ok = [r for r in history.rounds() if "results.json" in r]
-    return max(ok, key=lambda r: r["results.json"]["score"]) if ok else None
+    return best(history.typed())
+
+
+def run_split(history: History, store: ReplayStore) -> Split:
+    """The split a run was made with (recorded in its state), checked against ``store``."""
+    cfg = history.state().get("config", {})
+    return Split.for_benchmarks(store.benchmarks(), cfg.get("search"), cfg.get("held_out"))
 
 
 def report(run: Path | str, store: ReplayStore, out: Path | str | None = None,
            seeds: Sequence[int] = range(10), betas: Sequence[float] = (0.0, 0.5, 1.0),
-           limits: Limits = Limits(wall_seconds=3600.0)) -> Path:
-    """Score the best controller on held-out benchmarks and all models beside baselines."""
+           limits: Limits | None = None, split: Split | None = None) -> Path:
+    """Score the best controller on the held-out benchmarks beside SC@64 and CMC."""
     from autotts_gym.harness import evaluate_many
 
-    history = History(run)
-    best = best_round(history)
-    if best is None:
-        raise ValueError(f"{run}: no round produced a working controller")
+    history = History(run, create=False)
+    chosen = best(history.typed())
+    if chosen is None:
+        raise DiscoveryError(f"{run}: no round produced a working controller")
+    split = split or run_split(history, store)
+    benches = list(split.require_held_out())
     out = Path(out or Path(run) / "report")
-    benches = [b for b in store.benchmarks() if b != SEARCH_BENCHMARK] or store.benchmarks()
-    res = evaluate_in_sandbox(best["controller.py"], store, None, benches, seeds, betas,
-                              limits, method=f"discovered r{best['index']:04d}")
+    res = evaluate_in_sandbox(chosen.code or "", store, None, benches, seeds, betas,
+                              limits or Limits(wall_seconds=3600.0),
+                              method=f"discovered r{chosen.index:04d}")
     if not res.ok:
-        raise RuntimeError(f"the chosen controller failed on held-out data: {res.kind}: "
-                           f"{res.message}")
+        raise DiscoveryError(f"the chosen controller (round {chosen.index}) failed on "
+                             f"held-out data: {res.kind.value if res.kind else '?'}: "
+                             f"{res.message}")
     base = evaluate_many([("sc64", (0.5,), "SC@64"), ("cmc", tuple(betas), "CMC")], store,
                          None, benches, seeds, progress=False)
     paths = (res.results + base).write(out)
@@ -167,24 +222,24 @@ def accept(run: Path | str, k: int, dest: Path | str | None = None,
     addressable by name (``--controller NAME``)."""
     from autotts_gym.controllers import user_controllers_dir
 
-    history = History(run)
-    r = history.load(k)
-    if "controller.py" not in r or "results.json" not in r:
-        raise ValueError(f"{run}: round {k} has no working controller")
+    history = History(run, create=False)
+    if k not in history.indices():
+        raise DiscoveryError(f"{run}: no round {k} (rounds: "
+                             f"{', '.join(map(str, history.indices())) or 'none'})")
+    r = Round.from_files(history.load(k))
+    if not r.ok or not r.code:
+        raise DiscoveryError(f"{run}: round {k} has no working controller ({r.kind.value})")
     dest = Path(dest or user_controllers_dir())
     name = name or f"{Path(run).name.replace('-', '_')}_r{k:04d}"
-    code = r["controller.py"]
-    cost = r.get("cost.json", {})
+    cost = r.files.get("cost.json", {})
     header = (f'# Discovered by autotts discover: run {Path(run).resolve().name}, round {k}, '
               f"explorer {cost.get('model', '?')}.\n# Search-set score "
-              f"{r['results.json']['score']:.4f}; provenance in {name}.json.\n")
-    atomic_write(dest / f"{name}.py", lambda p: Path(p).write_text(header + code))
+              f"{r.score:.4f}; provenance in {name}.json.\n")
+    atomic_write(dest / f"{name}.py", lambda p: Path(p).write_text(header + r.code))
     meta = {"run": str(Path(run).resolve()), "round": k, "explorer": cost.get("model"),
-            "search_score": r["results.json"]["score"],
-            "per_beta": r["results.json"]["per_beta"],
-            "sha256": hashlib.sha256(code.encode()).hexdigest(),
+            "search_score": r.score,
+            "per_beta": r.files.get("results.json", {}).get("per_beta"),
+            "sha256": hashlib.sha256(r.code.encode()).hexdigest(),
             "accepted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     atomic_write(dest / f"{name}.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
     return dest / f"{name}.py"
-
-

@@ -1,15 +1,21 @@
 """The explorer's prompt: contract, beta rules, and the history of earlier rounds.
 
-Only search-set results (aime24) ever enter a prompt; held-out benchmarks never do.
+Only search-set results ever enter a prompt. The held-out guard (:func:`guard`) checks the
+text the project writes (baselines, results, traces), not candidate code or the messages
+a candidate's code produced: a controller that merely names a benchmark is fine. The
+guard never stops a run; it blanks what it finds and says so.
 """
 
 from __future__ import annotations
 
 import json
+import re
+import sys
 
-from .child import ALLOWED_IMPORTS
+from autotts_gym.protocol import Split
 
-HELD_OUT = ("aime25", "hmmt25")
+from .codecheck import ALLOWED_IMPORTS
+from .rounds import Round
 
 CONTRACT = """\
 You design test-time scaling controllers for a reasoning LLM. Per problem, up to 128
@@ -31,7 +37,7 @@ with `solve(session) -> str | None`. The session:
   `session.depth(b)`, `session.is_finished(b)`, `session.latest_answer(b)`.
 Answers are strings; intermediate answers may be "ERR". `autotts_gym.voting` offers
 `majority(list)`, `vote(list) -> (winner, confidence)`, `beta_confidence(a, b)`.
-Allowed imports: {imports}. No file, network or process access.
+Allowed imports: {imports}. The code runs in a jail: no file, network or\nprocess access.
 
 ## The beta rule
 beta in [0, 1] is the only knob. Derive every internal hyperparameter deterministically
@@ -51,21 +57,32 @@ one ```python code block.
 """
 
 
-def describe_round(r: dict) -> str:
-    rec = r.get("record.json", {})
-    head = f"### Round {r['index']}: {rec.get('kind', '?')}"
-    if rec.get("kind") != "ok":
-        return f"{head}\n{rec.get('message', '')[:400]}\n"
-    res = r.get("results.json", {})
+def guard(text: str, split: Split, where: str = "prompt") -> str:
+    """``text`` (written by the project) with every held-out benchmark name blanked."""
+    for name in split.held_out:
+        if name and name in text:
+            print(f"warning: the held-out benchmark {name} appeared in the {where}; "
+                  "blanked", file=sys.stderr)
+            text = re.sub(re.escape(name), "[held-out]", text)
+    return text
+
+
+def describe_round(r: Round, split: Split) -> str:
+    head = f"### Round {r.index}: {r.kind.value}"
+    if not r.ok:
+        return f"{head}\n{r.message[:400]}\n"
+    res = r.files.get("results.json", {})
     rows = "\n".join(
         f"- beta {b['beta']:g}: accuracy {b['accuracy_pct']:.1f}%, tokens "
         f"{b['mean_tokens']:,.0f} ({100 * b.get('tokens_vs_sc64', 0):.0f}% of SC@64), "
         f"objective {b['objective']:.3f}" for b in res.get("per_beta", []))
-    traces = r.get("traces.jsonl", "").strip().splitlines()[:2]
+    traces = r.files.get("traces.jsonl", "").strip().splitlines()[:2]
     trace_text = "\n".join(_compact_trace(json.loads(t)) for t in traces)
-    return (f"{head} (score {res.get('score', float('nan')):.3f})\n```python\n"
-            f"{r.get('controller.py', '').strip()}\n```\nSearch-set results:\n{rows}\n"
-            + (f"Wrong answers (last session calls):\n{trace_text}\n" if trace_text else ""))
+    ours = guard(f"Search-set results:\n{rows}\n"
+                 + (f"Wrong answers (last session calls):\n{trace_text}\n"
+                    if trace_text else ""), split, f"results of round {r.index}")
+    return (f"{head} (score {r.score:.3f})\n```python\n{(r.code or '').strip()}\n```\n"
+            + ours)
 
 
 def _compact_trace(t: dict) -> str:
@@ -74,22 +91,20 @@ def _compact_trace(t: dict) -> str:
             f"{t['answer']!r} after {t['tokens']:,.0f} tokens; last calls: {calls}")
 
 
-def build_prompt(history: list[dict], baseline: str = "", max_rounds: int = 4) -> str:
-    """The prompt of the next round: the best and the latest earlier rounds."""
-    ok = [r for r in history if r.get("record.json", {}).get("kind") == "ok"]
-    best = sorted(ok, key=lambda r: -r.get("results.json", {}).get("score", -1e9))[:2]
+def build_prompt(history: list[Round], split: Split, baseline: str = "",
+                 max_rounds: int = 4) -> str:
+    """The prompt of the next round: the two best and the latest earlier rounds."""
+    ok = sorted((r for r in history if r.ok), key=lambda r: (-(r.score or 0.0), r.index))
+    best = ok[:2]
     latest = [r for r in history[-max_rounds:] if r not in best]
     shown = best + latest[-(max_rounds - len(best)):] if max_rounds > len(best) else best
     parts = [CONTRACT.format(imports=", ".join(ALLOWED_IMPORTS))]
     if baseline:
-        parts.append("## Baselines on the search set\n" + baseline)
+        parts.append(guard("## Baselines on the search set\n" + baseline, split, "baselines"))
     if shown:
         parts.append("## Earlier rounds (best first, then the latest)\n"
-                     + "\n".join(describe_round(r) for r in shown))
+                     + "\n".join(describe_round(r, split) for r in shown))
     else:
         parts.append("## Earlier rounds\nNone yet: propose a first controller.")
     parts.append(REPLY_FORMAT)
-    text = "\n".join(parts)
-    for name in HELD_OUT:
-        assert name not in text, f"held-out benchmark {name} leaked into a prompt"
-    return text
+    return "\n".join(parts)

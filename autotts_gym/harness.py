@@ -22,8 +22,9 @@ import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import gymnasium as gym
 import numpy as np
@@ -37,6 +38,63 @@ from .store import ReplaySet, ReplayStore
 
 class HarnessError(AutoTTSError, RuntimeError):
     """A controller or policy broke the contract on a named episode."""
+
+
+class FailureKind(str, Enum):
+    """Why a controller's evaluation failed (in-process or in a sandbox)."""
+
+    LOAD = "load"                    # the module or make_controller(beta) failed
+    RUNTIME_ERROR = "runtime_error"  # solve raised
+    BAD_RETURN = "bad_return"        # solve returned something else than str (capped) or None
+    STEP_LIMIT = "step_limit"        # too many session calls in one episode
+    TIMEOUT = "timeout"              # a wall-clock or CPU deadline passed
+    MEMORY = "memory"                # the memory cap was reached
+    CRASH = "crash"                  # the controller's process died
+    PROTOCOL = "protocol"            # a malformed, oversized or unexpected message
+
+
+class EpisodeFailure(HarnessError):
+    """An executor's controller failed; ``index`` is the session it failed on (if any)."""
+
+    def __init__(self, kind: FailureKind, message: str, index: int | None = None):
+        super().__init__(message)
+        self.kind = FailureKind(kind)
+        self.message = message
+        self.index = index
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs a controller's ``solve`` on sessions the harness built (the seam between the one
+    scoring loop and where the controller's code runs: in-process or in a jail)."""
+
+    name: str
+
+    def solve(self, beta: float, sessions: Sequence[Session]) -> list[Any]:
+        """One answer per session, in order; raises :class:`EpisodeFailure` on the first
+        failure. The harness checks the answers and writes the records."""
+
+
+class InProcess:
+    """The in-process executor: ``make_controller(beta).solve(session)`` in this process."""
+
+    def __init__(self, spec: ControllerSpec, controller: Any = None):
+        self.spec, self.name, self._ctl = spec, spec.name, controller
+
+    def solve(self, beta: float, sessions: Sequence[Session]) -> list[Any]:
+        ctl = self._ctl if self._ctl is not None else instantiate(self.spec, beta)
+        answers = []
+        for i, session in enumerate(sessions):
+            try:
+                answers.append(ctl.solve(session))
+            except StepLimitExceeded as e:
+                raise EpisodeFailure(FailureKind.STEP_LIMIT, f"never stopped ({e})", i) from None
+            except HarnessError:
+                raise
+            except Exception as e:  # noqa: BLE001 (whatever solve raises is the controller's failure)
+                raise EpisodeFailure(FailureKind.RUNTIME_ERROR,
+                                     f"solve raised {type(e).__name__}: {e}", i) from None
+        return answers
 
 
 @dataclass(frozen=True)
@@ -169,54 +227,59 @@ def _run_unit(unit: _Unit) -> tuple[list[EpisodeRecord], dict]:
     return _run_controller(policy, method, job, rs, unit)
 
 
-def _fail(spec_name: str, rs: ReplaySet, problem: int, seed: int, beta: float, msg: str):
-    raise HarnessError(
-        f"controller {spec_name} on model {rs.model}, benchmark {rs.benchmark}, problem "
-        f"{problem}, seed {seed}, beta {beta}: {msg}"
-    )
+def _where(name: str, rs: ReplaySet, problem: int, seed: int, beta: float) -> str:
+    return (f"controller {name} on model {rs.model}, benchmark {rs.benchmark}, problem "
+            f"{problem}, seed {seed}, beta {beta}")
 
 
-def _run_controller(spec: ControllerSpec, method: str, job: dict, rs: ReplaySet, unit: _Unit):
-    ctl = instantiate(spec, unit.beta)
+def _run_controller(entry: ControllerSpec | Executor, method: str, job: dict, rs: ReplaySet,
+                    unit: _Unit):
     out: list[EpisodeRecord] = []
     traces: dict = {}
-    batch_fn = getattr(ctl, "solve_batch", None) if job["fast"] else None
-    if batch_fn is not None:
-        batch = EpisodeBatch.from_seeds(rs.problems, unit.seeds, job["kappa_probe"])
-        ids = np.asarray(batch_fn(batch))
-        for i, p in enumerate(rs.problems):
-            for j, seed in enumerate(unit.seeds):
-                row = i * len(unit.seeds) + j
-                a = int(ids[row])
-                out.append(EpisodeRecord(
-                    rs.model, rs.benchmark, p.index, seed, unit.beta, method,
-                    p.vocab[a] if a >= 0 else None, bool(a >= 0 and a == p.gold_id),
-                    float(batch.tokens[row]), int(batch.steps[row])))
-        return out, traces
-    for p in rs.problems:
-        for seed in unit.seeds:
-            ep = Episode.from_seed(p, seed, job["kappa_probe"])
-            session = Session(ep, unit.beta, max_steps=job["max_steps"],
-                              record_trace=job["trace"])
-            try:
-                answer = ctl.solve(session)
-            except StepLimitExceeded as e:
-                _fail(spec.name, rs, p.index, seed, unit.beta, f"never stopped ({e})")
-            except HarnessError:
-                raise
-            except Exception as e:
-                _fail(spec.name, rs, p.index, seed, unit.beta,
-                      f"solve raised {type(e).__name__}: {e}")
-            if answer is not None and not isinstance(answer, str):
-                _fail(spec.name, rs, p.index, seed, unit.beta,
-                      f"solve returned {type(answer).__name__} {answer!r}, "
-                      "expected a string or None")
-            out.append(EpisodeRecord(rs.model, rs.benchmark, p.index, seed, unit.beta,
-                                     method, answer, answer == p.gold_answer,
-                                     float(ep.tokens), session.steps))
-            if job["trace"]:
-                traces[(rs.model, rs.benchmark, method, unit.beta, seed, p.index)] = [
-                    e.to_dict() for e in session.trace]
+    if isinstance(entry, ControllerSpec):
+        ctl = instantiate(entry, unit.beta)
+        batch_fn = getattr(ctl, "solve_batch", None) if job["fast"] else None
+        if batch_fn is not None:
+            batch = EpisodeBatch.from_seeds(rs.problems, unit.seeds, job["kappa_probe"])
+            ids = np.asarray(batch_fn(batch))
+            for i, p in enumerate(rs.problems):
+                for j, seed in enumerate(unit.seeds):
+                    row = i * len(unit.seeds) + j
+                    a = int(ids[row])
+                    out.append(EpisodeRecord(
+                        rs.model, rs.benchmark, p.index, seed, unit.beta, method,
+                        p.vocab[a] if a >= 0 else None, bool(a >= 0 and a == p.gold_id),
+                        float(batch.tokens[row]), int(batch.steps[row])))
+            return out, traces
+        executor: Executor = InProcess(entry, ctl)
+    else:
+        executor = entry
+    cells = [(p, seed) for p in rs.problems for seed in unit.seeds]
+    sessions = [Session(Episode.from_seed(p, seed, job["kappa_probe"]), unit.beta,
+                        max_steps=job["max_steps"], record_trace=job["trace"])
+                for p, seed in cells]
+    try:
+        answers = executor.solve(unit.beta, sessions)
+    except EpisodeFailure as e:
+        if e.index is None or not 0 <= e.index < len(cells):
+            where = (f"controller {executor.name} on model {rs.model}, benchmark "
+                     f"{rs.benchmark}, beta {unit.beta}")
+        else:
+            where = _where(executor.name, rs, cells[e.index][0].index, cells[e.index][1],
+                           unit.beta)
+        raise EpisodeFailure(e.kind, f"{where}: {e.message}", e.index) from None
+    for (p, seed), session, answer in zip(cells, sessions, answers, strict=True):
+        if answer is not None and not isinstance(answer, str):
+            raise EpisodeFailure(FailureKind.BAD_RETURN,
+                                 f"{_where(executor.name, rs, p.index, seed, unit.beta)}: "
+                                 f"solve returned {type(answer).__name__} {answer!r:.80}, "
+                                 "expected a string or None")
+        out.append(EpisodeRecord(rs.model, rs.benchmark, p.index, seed, unit.beta,
+                                 method, answer, answer == p.gold_answer,
+                                 float(session.tokens), session.steps))
+        if job["trace"]:
+            traces[(rs.model, rs.benchmark, method, unit.beta, seed, p.index)] = [
+                e.to_dict() for e in session.trace]
     return out, traces
 
 
@@ -242,8 +305,9 @@ def evaluate(
     """Score a controller or a Gymnasium policy on every (set, problem, seed, beta).
 
     ``policy``: a controller (built-in name such as ``"cmc"``, module path, ``.py`` file,
-    module, ``make_controller`` callable or :class:`ControllerSpec`), or a Gymnasium policy
-    (an SB3 model, a :class:`GymPolicy`). ``max_steps`` caps session calls (controllers) or
+    module, ``make_controller`` callable or :class:`ControllerSpec`), an :class:`Executor`
+    (e.g. the discovery sandbox; it runs in this process, one unit per replay set and beta),
+    or a Gymnasium policy (an SB3 model, a :class:`GymPolicy`). ``max_steps`` caps session calls (controllers) or
     env steps (policies) per episode. Results do not depend on ``workers``.
     """
     return evaluate_many([(policy, betas, method)], store, models, benchmarks, seeds,
@@ -269,15 +333,18 @@ def evaluate_many(
     seeds = tuple(int(s) for s in seeds)
     resolved = []
     units = []
+    local = False  # an Executor runs in this process (it holds a jail, a connection, ...)
     for k, (policy, betas, name) in enumerate(entries):
         if _is_gym_policy(policy):
             pol: Any = policy if isinstance(policy, GymPolicy) else GymPolicy(policy)
             batched = pol.runner != "episode"
+        elif isinstance(policy, Executor) and not isinstance(policy, type):
+            pol, batched, local = policy, False, True
         else:
             pol = load_controller(policy)
             batched = fast and not trace  # traces come from per-episode sessions
         resolved.append((pol, name or pol.name))
-        chunk = len(seeds) if batched else max(1, seed_chunk)
+        chunk = len(seeds) if batched or isinstance(pol, Executor) else max(1, seed_chunk)
         units += [_Unit(k, rs.model, rs.benchmark, float(b), seeds[i:i + chunk])
                   for rs in sets for b in betas for i in range(0, len(seeds), chunk)]
     if not units:
@@ -286,7 +353,7 @@ def evaluate_many(
     _JOB.update(entries=resolved, store=store, fast=fast and not trace, max_steps=max_steps,
                 trace=trace,
                 kappa_probe=kappa_probe)
-    n_workers = min(workers or os.cpu_count() or 1, len(units))
+    n_workers = 1 if local else min(workers or os.cpu_count() or 1, len(units))
     records: list[EpisodeRecord] = []
     traces: dict = {}
     names = ", ".join(name for _, name in resolved)
@@ -323,9 +390,13 @@ def _progress(total: int, desc: str, enabled: bool):
 
 __all__ = [
     "ControllerError",
+    "EpisodeFailure",
     "EpisodeRecord",
+    "Executor",
+    "FailureKind",
     "GymPolicy",
     "HarnessError",
+    "InProcess",
     "Results",
     "evaluate",
     "evaluate_many",

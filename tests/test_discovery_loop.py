@@ -10,14 +10,24 @@ import sys
 import time
 
 import pytest
+from localhttp import JSONServer
+
 from autotts_discovery.codecheck import check_code, check_reply, extract_code
 from autotts_discovery.explorer import START, AnthropicExplorer, OfflineExplorer, render
 from autotts_discovery.history import History
-from autotts_discovery.loop import LoopConfig, accept, best_round, report, run_loop
+from autotts_discovery.loop import (
+    DiscoveryError,
+    LoopConfig,
+    accept,
+    best_round,
+    report,
+    require_success,
+    run_loop,
+)
 from autotts_discovery.pricing import PriceTable
 from autotts_discovery.prompt import build_prompt
 from autotts_discovery.sandbox import Limits
-from localhttp import JSONServer
+from autotts_gym.protocol import Split
 
 GOOD = "Here it is.\n```python\n" + render(START) + "```\n"
 
@@ -80,7 +90,8 @@ def test_budget_stops_the_loop(tmp_path, synthetic_store):
         explorer = AnthropicExplorer("claude-opus-4", api_key="k", base_url=server.url)
         cfg = LoopConfig(rounds=3, models=["Qwen3-4B"], seeds=[0], betas=[0.5],
                          max_usd=0.05)
-        history = run_loop(explorer, synthetic_store, tmp_path / "run", cfg, log=lambda *a: None)
+        history = run_loop(explorer, synthetic_store, tmp_path / "run", cfg,
+                           log=lambda *a: None)
     finally:
         server.close()
     # one call costs 1000*15/1e6 + 500*75/1e6 = $0.0525 >= $0.05: one round, then stop
@@ -92,10 +103,10 @@ def test_budget_stops_the_loop(tmp_path, synthetic_store):
 def test_loop_survives_hostile_proposals(tmp_path, synthetic_store):
     hostile = [
         "import os\nos.system('id')\ndef make_controller(b):\n    return None\n",
-        "class C:\n    def solve(self, s):\n        while True:\n            pass\n"
-        "def make_controller(b):\n    return C()\n",
-        "class C:\n    def solve(self, s):\n        return 5\n"
-        "def make_controller(b):\n    return C()\n",
+        ("class C:\n    def solve(self, s):\n        while True:\n            pass\n"
+         "def make_controller(b):\n    return C()\n"),
+        ("class C:\n    def solve(self, s):\n        return 5\n"
+         "def make_controller(b):\n    return C()\n"),
     ]
 
     class Scripted:
@@ -108,10 +119,13 @@ def test_loop_survives_hostile_proposals(tmp_path, synthetic_store):
 
     cfg = LoopConfig(rounds=3, models=["Qwen3-4B"], seeds=[0], betas=[0.5])
     history = run_loop(Scripted(), synthetic_store, tmp_path / "run", cfg,
-                       limits=Limits(cpu_seconds=3, episode_seconds=3, wall_seconds=20),
+                       limits=Limits(cpu_seconds=3, reply_seconds=3, wall_seconds=20),
                        log=lambda *a: None)
-    kinds = [r["record.json"]["kind"] for r in history.rounds()]
+    with pytest.raises(DiscoveryError, match="no round produced a working controller"):
+        require_success(history)
+    kinds = [r["record.json"]["kind"] for r in History(tmp_path / "run").rounds()]
     assert kinds == ["rejected", "timeout", "bad_return"]
+    assert History(tmp_path / "run").state()["status"] == "failed"
 
 
 def test_kill_mid_round_and_resume(tmp_path, synthetic_store_dir, synthetic_store):
@@ -140,7 +154,7 @@ def test_kill_mid_round_and_resume(tmp_path, synthetic_store_dir, synthetic_stor
     assert best_round(h) is not None
     summary = report(run, synthetic_store, tmp_path / "report", seeds=[0], betas=(0.5,))
     text = summary.read_text()
-    best = best_round(h)["index"]
+    best = best_round(h).index
     assert f"discovered r{best:04d}" in text and "SC@64" in text and "CMC" in text
     assert "aime25" in text and "hmmt25" in text and "aime24" not in text  # held out only
     assert (tmp_path / "report" / "frontier.png").is_file()
@@ -199,4 +213,4 @@ def test_offline_explorer_mutates_the_best():
     second = ex.propose("", hist)
     assert check_reply(second.text).ok and second.text != first.text
     assert ex.propose("", hist).text == second.text  # deterministic
-    assert "Earlier rounds" in build_prompt([])
+    assert "Earlier rounds" in build_prompt([], Split(("aime24",), ("aime25",)))

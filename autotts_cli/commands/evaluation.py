@@ -206,17 +206,22 @@ def cmd_eval(args) -> int:
 
 
 def _sandboxed(args, store, seeds):
-    """Evaluate a controller file through the discovery sandbox (one locked-down process)."""
+    """Evaluate a controller file in the discovery jail (untrusted code); the static check
+    runs first as advice (the jail is the boundary)."""
+    from autotts_discovery.codecheck import check_code
     from autotts_discovery.sandbox import Limits, evaluate_in_sandbox
 
     path = Path(args.controller)
     if not path.is_file():
         raise UsageError(f"--sandbox needs a controller file; {path} is not one")
-    res = evaluate_in_sandbox(path.read_text(), store, args.models, args.benchmarks, seeds,
-                              args.betas, Limits(wall_seconds=24 * 3600.0,
-                                                 max_steps=args.max_steps),
-                              method=path.stem)
-    if not res.ok:
-        raise AutoTTSError(f"controller {path.stem} failed in the sandbox ({res.kind}): "
-                           f"{res.message}")
+    code = path.read_text()
+    check = check_code(code)
+    if not check.ok:
+        print(f"codecheck (advisory): {path}: {check.kind}: {check.message}", file=sys.stderr)
+    res = evaluate_in_sandbox(code, store, args.models, args.benchmarks, seeds, args.betas,
+                              Limits(wall_seconds=24 * 3600.0, max_steps=args.max_steps),
+                              method=path.stem, trace=args.trace)
+    if not res.ok:  # (no jail: JailUnavailable, one line, never a weaker mode)
+        raise AutoTTSError(f"controller {path.stem} failed in the sandbox "
+                           f"({res.kind.value if res.kind else '?'}): {res.message}")
     return res.results
