@@ -17,6 +17,7 @@ from pathlib import Path
 
 from autotts_gym.errors import AutoTTSError, UsageError
 from autotts_gym.protocol import Split, mean_objective
+from autotts_gym.report import records_jsonl, write_text
 from autotts_gym.runlock import RunLock
 from autotts_gym.store import ReplayStore, atomic_write
 
@@ -26,7 +27,7 @@ from .explorer import Explorer, ExplorerError
 from .history import History
 from .pricing import PriceTable
 from .prompt import build_prompt
-from .rounds import Round, RoundKind, best
+from .rounds import Round, RoundKind, best, selection
 from .sandbox import Limits, SandboxResult, evaluate_in_sandbox
 
 
@@ -158,6 +159,7 @@ def _run(explorer: Explorer, store: ReplayStore, history: History, cfg: LoopConf
             files["traces.jsonl"] = "".join(json.dumps(t) + "\n" for t in res.traces)
             if res.ok:
                 files["results.json"] = sweep_summary(res, sc64)
+                files["records.jsonl"] = records_jsonl(res.results.records)
         files["record.json"]["seconds"] = round(time.monotonic() - t0, 2)
         history.write_round(k, files)
         r = Round.from_files({"index": k, **files})
@@ -212,6 +214,11 @@ def report(run: Path | str, store: ReplayStore, out: Path | str | None = None,
     base = evaluate_many([("sc64", (0.5,), "SC@64"), ("cmc", tuple(betas), "CMC")], store,
                          None, benches, seeds, progress=False)
     paths = (res.results + base).write(out)
+    sel = selection(history.typed())
+    if sel is not None:
+        write_text(out / "selection.md",
+                   f"# Round selection on the search set ({', '.join(split.search)})\n\n"
+                   f"Rule: {sel.rule}.\n\n{sel.table()}")
     return paths["summary_md"]
 
 

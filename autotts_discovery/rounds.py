@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autotts_gym.harness import FailureKind
+
+if TYPE_CHECKING:
+    from autotts_gym.stats import Selection
 
 
 class RoundKind(str, Enum):
@@ -63,6 +66,39 @@ class Round:
 
 
 def best(rounds: Iterable[Round]) -> Round | None:
-    """The working round with the highest search-set score (earliest on ties)."""
+    """The best working round on the search set, chosen under noise.
+
+    Rounds whose episode records were kept (``records.jsonl``, same episodes) go through
+    :func:`autotts_gym.stats.select_best`: the highest mean objective, and among the rounds
+    whose paired difference to it is inside its 95% interval, the one with the fewest
+    tokens. Otherwise (older runs), the highest score, earliest on ties.
+    """
     ok = [r for r in rounds if r.ok]
-    return max(ok, key=lambda r: (r.score, -r.index)) if ok else None
+    if not ok:
+        return None
+    chosen = selection(ok)
+    if chosen is not None:
+        by_name = {round_name(r): r for r in ok}
+        return by_name[chosen.best]
+    return max(ok, key=lambda r: (r.score, -r.index))
+
+
+def round_name(r: Round) -> str:
+    return f"r{r.index:04d}"
+
+
+def selection(rounds: Sequence[Round]) -> Selection | None:
+    """The noise-aware selection among working rounds with kept records, or None when
+    fewer than two have them or they were not scored on the same episodes."""
+    from autotts_gym.harness import HarnessError, Results
+    from autotts_gym.stats import StatsError, select_best
+
+    kept = [r for r in rounds if r.ok and r.files.get("dir") is not None
+            and "records.jsonl" in r.files]
+    if len(kept) < 2 or len(kept) != len([r for r in rounds if r.ok]):
+        return None
+    try:
+        return select_best({round_name(r): Results.read(r.files["dir"]).records
+                            for r in kept})
+    except (StatsError, HarnessError):
+        return None

@@ -395,7 +395,7 @@ def evaluate_in_sandbox(
         info = {"uid": ex.uid, "tool": "bwrap"}
         res = evaluate(ex, store, models, benchmarks, seeds, betas, workers=1, fast=False,
                        max_steps=limits.max_steps, method=method, progress=False,
-                       trace=trace)
+                       trace=trace, reference=None)
     except EpisodeFailure as e:
         ex.close()
         return SandboxResult(False, e.kind, clean(e.message, limits.max_error_chars),

@@ -20,7 +20,64 @@ if "AutoTTS-v0" not in registry:
 if "AutoTTSMacro-v0" not in registry:
     register(id="AutoTTSMacro-v0", entry_point="autotts_gym.macro_env:make_macro_env")
 
+# public names imported on first use, so ``import autotts_gym`` stays light
+_LAZY = {
+    "AutoTTSEnv": "env", "RoundMacroWrapper": "wrappers",
+    "evaluate": "harness", "evaluate_many": "harness", "Results": "harness",
+    "GymPolicy": "harness", "EpisodeRecord": "harness",
+    "open_store": "data", "describe_source": "data",
+    "Interval": "stats", "cell_stats": "stats", "pooled_stats": "stats",
+    "summarize": "stats", "pooled_summary": "stats", "paired_difference": "stats",
+    "mean_interval": "stats", "probability_of_improvement": "stats", "select_best": "stats",
+    "reference_curves": "curves",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'autotts_gym' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])
+
+
 __all__ = [
-    "Episode", "EpisodeBatch", "Problem", "ProblemTables", "ReplayError", "ReplaySet",
-    "ReplayStore", "Session", "StepLimitExceeded", "StoreError", "branch_order", "tables_for",
+    "AutoTTSEnv",
+    "Episode",
+    "EpisodeBatch",
+    "EpisodeRecord",
+    "GymPolicy",
+    "Interval",
+    "Problem",
+    "ProblemTables",
+    "ReplayError",
+    "ReplaySet",
+    "ReplayStore",
+    "Results",
+    "RoundMacroWrapper",
+    "Session",
+    "StepLimitExceeded",
+    "StoreError",
+    "branch_order",
+    "cell_stats",
+    "describe_source",
+    "evaluate",
+    "evaluate_many",
+    "mean_interval",
+    "open_store",
+    "paired_difference",
+    "pooled_stats",
+    "pooled_summary",
+    "probability_of_improvement",
+    "reference_curves",
+    "select_best",
+    "summarize",
+    "tables_for",
 ]

@@ -21,7 +21,7 @@ import inspect
 import multiprocessing as mp
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -113,31 +113,125 @@ class EpisodeRecord:
 
 @dataclass
 class Results:
-    """Per-episode records of one or more methods; summaries and files via :mod:`report`."""
+    """Per-episode records of one or more methods, with summaries, files and intervals.
+
+    ``records`` are the episodes of the methods evaluated; ``reference_records`` those of
+    the reference :func:`evaluate` added (SC@<width> by default), kept apart so that
+    ``records`` stays the evaluated method's own (objectives, counts); summaries, files
+    and :meth:`to_pandas` use both (:attr:`all_records`). ``reference`` names the method
+    differences are taken against; ``source`` says where the data came from.
+    """
 
     records: list[EpisodeRecord] = field(default_factory=list)
     synthetic: bool = False
     traces: dict[tuple, list[dict]] = field(default_factory=dict)
+    reference: str | None = None
+    source: str = ""
+    reference_records: list[EpisodeRecord] = field(default_factory=list)
 
     def __add__(self, other: Results) -> Results:
+        own = {_record_key(r) for r in self.records + other.records}
+        ref = {_record_key(r): r for r in self.reference_records + other.reference_records
+               if _record_key(r) not in own}
         return Results(self.records + other.records, self.synthetic or other.synthetic,
-                       {**self.traces, **other.traces})
+                       {**self.traces, **other.traces}, self.reference or other.reference,
+                       self.source or other.source, sorted(ref.values(), key=_record_key))
 
-    def summary(self, reference_method: str = "SC@64") -> list[dict]:
-        """Per (model, benchmark, method, beta) rows (computed once per reference)."""
-        from .report import summarize
+    @property
+    def all_records(self) -> list[EpisodeRecord]:
+        """The evaluated methods' episodes and the reference's, sorted."""
+        if not self.reference_records:
+            return self.records
+        return sorted(self.records + self.reference_records, key=_record_key)
 
+    @property
+    def methods(self) -> list[str]:
+        return sorted({r.method for r in self.all_records})
+
+    def _cached(self, what: str, reference: str | None, fn):
         cache = self.__dict__.setdefault("_summaries", {})
-        key = (reference_method, len(self.records))
+        if reference is None and self.reference in self.methods:
+            reference = self.reference
+        key = (what, reference, len(self.records), len(self.reference_records))
         if key not in cache:
-            cache[key] = summarize(self.records, reference_method)
+            cache[key] = fn(self.all_records, reference)
         return cache[key]
 
-    def write(self, out: Path | str, reference_method: str = "SC@64", plot: bool = True
-              ) -> dict[str, Path]:
+    def summary(self, reference: str | None = None) -> list[dict]:
+        """Per (model, benchmark, method, beta) rows with problem-level intervals and
+        paired differences against ``reference`` (default: :attr:`reference`, else the
+        widest SC@k present); see :func:`autotts_gym.stats.summarize`."""
+        from .stats import summarize
+
+        return self._cached("summary", reference, summarize)
+
+    def average(self, reference: str | None = None) -> list[dict]:
+        """Per (method, beta) averages over all cells (model and benchmark ``all``) with
+        stratified-bootstrap intervals; see :func:`autotts_gym.stats.pooled_summary`."""
+        from .stats import pooled_summary
+
+        return self._cached("average", reference, pooled_summary)
+
+    def write(self, out: Path | str, reference: str | None = None, plot: bool = True,
+              curves: Sequence[dict] | None = None) -> dict[str, Path]:
+        """records.jsonl, summary.csv/.md, average.csv/.md (several cells), frontier.png,
+        traces.jsonl; returns the paths written."""
         from .report import write_results
 
-        return write_results(self, Path(out), reference_method, plot)
+        return write_results(self, Path(out), reference, plot, curves)
+
+    @classmethod
+    def read(cls, path: Path | str) -> Results:
+        """Results from a ``records.jsonl`` (or a directory holding one) that
+        :meth:`write` produced."""
+        import json
+
+        path = Path(path)
+        if path.is_dir():
+            path = path / "records.jsonl"
+        if not path.is_file():
+            raise HarnessError(f"{path}: no records.jsonl to read")
+        names = [f.name for f in fields(EpisodeRecord)]
+        try:
+            recs = [EpisodeRecord(**{k: d[k] for k in names})
+                    for d in map(json.loads, path.read_text().splitlines()) if d]
+        except (KeyError, TypeError, ValueError) as e:
+            raise HarnessError(f"{path}: not a records.jsonl of episode records ({e})") from None
+        return cls(recs)
+
+    def to_pandas(self, what: str = "records"):
+        """A pandas DataFrame of the ``records`` (every episode, reference included), the
+        ``summary`` rows or the ``average`` rows. Needs pandas (``pip install pandas``)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("Results.to_pandas needs pandas: pip install pandas") from None
+        if what == "records":
+            return pd.DataFrame([r.__dict__ for r in self.all_records],
+                                columns=[f.name for f in fields(EpisodeRecord)])
+        if what in ("summary", "average"):
+            return pd.DataFrame(getattr(self, what)())
+        raise ValueError(f"to_pandas({what!r}): expected 'records', 'summary' or 'average'")
+
+    def __repr__(self) -> str:
+        recs = self.all_records
+        if not recs:
+            return "Results(no episodes)"
+        methods = self.methods
+        shown = ", ".join(methods[:6]) + (", ..." if len(methods) > 6 else "")
+        betas = sorted({r.beta for r in recs})
+        bshow = ", ".join(f"{b:g}" for b in betas[:6]) + (", ..." if len(betas) > 6 else "")
+        data = "SYNTHETIC data" if self.synthetic else "real data"
+        return (f"Results({len(recs):,} episodes: methods [{shown}], "
+                f"{len({r.model for r in recs})} models x "
+                f"{len({r.benchmark for r in recs})} benchmarks, "
+                f"{len({r.problem for r in recs})} problems, {len({r.seed for r in recs})} "
+                f"seeds, betas [{bshow}]; reference {self.reference or 'auto'}; {data})")
+
+    def _repr_markdown_(self) -> str:
+        from .report import summary_markdown
+
+        return f"{self!r}\n\n" + summary_markdown(self.summary())
 
 
 def _record_key(r: EpisodeRecord) -> tuple:
@@ -301,6 +395,7 @@ def evaluate(
     trace: bool = False,
     kappa_probe: float = 0.0,
     seed_chunk: int = 25,
+    reference: Any = "sc64",
 ) -> Results:
     """Score a controller or a Gymnasium policy on every (set, problem, seed, beta).
 
@@ -309,9 +404,38 @@ def evaluate(
     (e.g. the discovery sandbox; it runs in this process, one unit per replay set and beta),
     or a Gymnasium policy (an SB3 model, a :class:`GymPolicy`). ``max_steps`` caps session calls (controllers) or
     env steps (policies) per episode. Results do not depend on ``workers``.
+
+    ``reference`` (default ``"sc64"``, named ``SC@<width>`` after the store's branch
+    count): a controller scored on the same episodes, as the CLI does, so summaries carry
+    paired differences; its episodes go to ``Results.reference_records`` (``records``
+    holds the policy's own). ``None``: no reference.
     """
-    return evaluate_many([(policy, betas, method)], store, models, benchmarks, seeds,
-                         workers, fast, max_steps, progress, trace, kappa_probe, seed_chunk)
+    res = evaluate_many([(policy, betas, method)], store, models, benchmarks, seeds,
+                        workers, fast, max_steps, progress, trace, kappa_probe, seed_chunk)
+    if reference is None:
+        return res
+    sets = store.select(models, benchmarks)
+    if reference == "sc64":
+        label = reference_label(sets)
+    elif isinstance(reference, str) and reference in res.methods:
+        label = reference
+    else:
+        label = load_controller(reference).name
+    if label not in res.methods:
+        ref = evaluate_many([(reference, (0.5,), label)], store, models, benchmarks, seeds,
+                            workers, fast, max_steps, False, False, kappa_probe, seed_chunk)
+        res.reference_records = ref.records
+    res.reference = label
+    return res
+
+
+def reference_label(sets: Sequence[ReplaySet]) -> str:
+    """The name of the default reference on these replay sets: ``SC@<width>``, where the
+    width is how many branches SC@64 really reads (``SC@16`` on a 16-branch store)."""
+    from .baselines.sc import N_DEFAULT
+
+    width = min((p.n_branches for rs in sets for p in rs.problems), default=N_DEFAULT)
+    return f"SC@{min(N_DEFAULT, width)}"
 
 
 def evaluate_many(
@@ -343,6 +467,8 @@ def evaluate_many(
         else:
             pol = load_controller(policy)
             batched = fast and not trace  # traces come from per-episode sessions
+        if name is None and getattr(pol, "source", None) == "sc64":
+            name = reference_label(sets)  # SC@64 named after the width it really reads
         resolved.append((pol, name or pol.name))
         chunk = len(seeds) if batched or isinstance(pol, Executor) else max(1, seed_chunk)
         units += [_Unit(k, rs.model, rs.benchmark, float(b), seeds[i:i + chunk])
@@ -372,7 +498,16 @@ def evaluate_many(
                 bar.update(1)
     bar.close()
     records.sort(key=_record_key)
-    return Results(records, any(rs.synthetic for rs in sets), traces)
+    return Results(records, any(rs.synthetic for rs in sets), traces, source=_source(store))
+
+
+def _source(store: ReplayStore) -> str:
+    from .data import describe_source
+
+    try:
+        return describe_source(store)
+    except (OSError, AutoTTSError):
+        return ""
 
 
 class _NoBar:
@@ -398,9 +533,26 @@ __all__ = [
     "HarnessError",
     "InProcess",
     "Results",
+    "betas_arg",
     "evaluate",
     "evaluate_many",
+    "reference_label",
+    "seeds_arg",
 ]
+
+
+def betas_arg(text: str) -> list[float]:
+    """Parse ``0,0.5,1`` into betas, each in [0, 1]."""
+    try:
+        out = [float(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        raise UsageError(f"--betas {text!r}: expected numbers separated by commas") from None
+    bad = [b for b in out if not 0.0 <= b <= 1.0]
+    if not out or bad:
+        raise UsageError(f"--betas {text!r}: every beta must lie in [0, 1]")
+    if len(set(out)) != len(out):
+        raise UsageError(f"--betas {text!r}: a beta is repeated")
+    return out
 
 
 MAX_SEEDS = 100_000  # 30 problems x 100,000 seeds is already 3 million episodes per set

@@ -83,6 +83,10 @@ class Problem:
     def branch_probes(self, b: int) -> np.ndarray:
         return self.probe_answers[self.probe_offsets[b] : self.probe_offsets[b + 1]]
 
+    def __repr__(self) -> str:
+        return (f"Problem({self.index}: {self.n_branches} branches, gold "
+                f"{self.gold_answer!r}, {len(self.vocab)} distinct answers)")
+
     def answer_id(self, answer: str | None) -> int:
         """The id of an answer string in this problem's vocabulary, -1 if never produced."""
         if answer is None:
@@ -113,6 +117,11 @@ class ReplaySet:
 
     def __len__(self) -> int:
         return len(self.problems)
+
+    def __repr__(self) -> str:
+        width = min((p.n_branches for p in self.problems), default=0)
+        return (f"ReplaySet({self.model}/{self.benchmark}: {len(self.problems)} problems x "
+                f"{width} branches{', SYNTHETIC' if self.synthetic else ''})")
 
 
 class ProblemBuilder:
@@ -479,6 +488,15 @@ class ReplayStore:
     @property
     def synthetic(self) -> bool:
         return any(rs.synthetic for rs in self)
+
+    def __repr__(self) -> str:
+        keys = self.keys()
+        models = sorted({m for m, _ in keys})
+        benches = sorted({b for _, b in keys})
+        origin = getattr(self, "origin", None)
+        return (f"ReplayStore({str(self.root)!r}: {len(keys)} sets, models "
+                f"[{', '.join(models)}], benchmarks [{', '.join(benches)}]"
+                f"{f', from {origin}' if origin else ''})")
 
 
 def _as_set(x: Iterable[str] | str | None) -> set[str] | None:

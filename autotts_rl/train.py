@@ -4,9 +4,9 @@ One policy covers the whole accuracy-cost curve: beta is sampled per episode and
 of the observation. Training and model selection see only the search set (the protocol's
 :class:`~autotts_gym.protocol.Split`; aime24 by default); held-out benchmarks are refused.
 A run directory holds ``config.yaml``, ``meta.json`` (seeds, versions, steps, data hashes),
-``checkpoints/last.zip`` (what ``--resume`` continues from), ``best.zip`` (the best
-search-set objective so far, its score stored *inside* the zip so the two are written
-together by one rename), ``final.zip`` (the final weights, always evaluated),
+``checkpoints/last.zip`` (what ``--resume`` continues from), ``best.zip`` (chosen among
+the periodic search-set evaluations by :func:`autotts_gym.stats.select_best`; its score and
+the episodes behind it are stored *inside* the zip, so all three are written by one rename), ``final.zip`` (the final weights, always evaluated),
 ``evals.jsonl`` and TensorBoard logs in ``tb/``. ``.lock`` keeps one writer per run.
 """
 
@@ -34,6 +34,7 @@ from autotts_gym.protocol import DEFAULT_HELD_OUT, DEFAULT_SEARCH
 HELD_OUT_BENCHMARKS = frozenset(DEFAULT_HELD_OUT)
 SEARCH_BENCHMARK = DEFAULT_SEARCH[0]
 SCORE_ENTRY = "autotts_score.json"  # the evaluation stored inside best.zip
+RECORDS_ENTRY = "autotts_records.json"  # and the search-set episodes it was chosen on
 
 
 class TrainConfigError(UsageError):
@@ -202,12 +203,15 @@ def policy_for_harness(model, cfg: TrainConfig | None = None, name: str = "RL",
 # ----------------------------------------------------------------------------- files
 
 
-def _model_bytes(model, extra: dict | None = None) -> bytes:
+def _model_bytes(model, extra: dict | None = None, records: list | None = None) -> bytes:
     buf = io.BytesIO()
     model.save(buf)
     if extra is not None:
         with zipfile.ZipFile(buf, "a") as z:
             z.writestr(SCORE_ENTRY, json.dumps(extra))
+            if records is not None:
+                z.writestr(RECORDS_ENTRY, json.dumps([dataclasses.asdict(r)
+                                                      for r in records]))
     return buf.getvalue()
 
 
@@ -246,18 +250,49 @@ def data_hashes(store, models, benchmark: str) -> dict[str, str]:
 # ----------------------------------------------------------------------------- evaluation
 
 
-def search_objective(model, cfg: TrainConfig, store) -> dict:
-    """The protocol's mean episode objective on the search set (``cfg.benchmark`` only)."""
+def search_results(model, cfg: TrainConfig, store):
+    """The policy's episodes on the search set (``cfg.benchmark`` only), no reference."""
     from autotts_gym.harness import evaluate
-    from autotts_gym.protocol import mean_objective
 
     split = cfg.split(store)
-    res = evaluate(policy_for_harness(model, cfg), store, models=cfg.models,
-                   benchmarks=list(split.search), seeds=range(cfg.eval_seeds),
-                   betas=cfg.eval_betas, workers=1, progress=False)
-    return {"objective": mean_objective(res.records),
+    return evaluate(policy_for_harness(model, cfg), store, models=cfg.models,
+                    benchmarks=list(split.search), seeds=range(cfg.eval_seeds),
+                    betas=cfg.eval_betas, workers=1, progress=False, reference=None)
+
+
+def search_objective(model, cfg: TrainConfig, store, results=None) -> dict:
+    """The protocol's mean episode objective on the search set, with its 95% interval
+    over problems (:func:`autotts_gym.stats.select_best`)."""
+    from autotts_gym.protocol import mean_objective
+    from autotts_gym.stats import select_best
+
+    res = results if results is not None else search_results(model, cfg, store)
+    iv = select_best({"policy": res.records}).candidates[0].objective
+    return {"objective": mean_objective(res.records), "objective_ci_low": iv.low,
+            "objective_ci_high": iv.high,
             "accuracy": float(np.mean([r.correct for r in res.records])),
             "tokens": float(np.mean([r.tokens for r in res.records]))}
+
+
+def replaces_best(best_records, new_records) -> bool:
+    """Whether a new evaluation replaces the best so far: the one rule of
+    :func:`autotts_gym.stats.select_best` (higher objective beyond noise, or a tie within
+    noise at fewer tokens)."""
+    from autotts_gym.stats import select_best
+
+    return select_best({"best": best_records, "new": new_records}).best == "new"
+
+
+def read_best_records(path: Path | str) -> list | None:
+    """The search-set episodes that chose a ``best.zip`` (stored inside it), or None."""
+    from autotts_gym.harness import EpisodeRecord
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            rows = json.loads(z.read(RECORDS_ENTRY))
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile):
+        return None
+    return [EpisodeRecord(**r) for r in rows]
 
 
 # ----------------------------------------------------------------------------- training
@@ -363,6 +398,7 @@ def _train_locked(cfg, out: Path, resume, progress, bc, total_timesteps):
         meta["bc_dataset"] = (run_state(out) or {}).get("bc_dataset")
     best_path = out / "best.zip"
     best = read_score(best_path) or {"objective": -np.inf}
+    best_records = [read_best_records(best_path)]
     bar = _Progress(cfg.total_timesteps, model.num_timesteps, progress)
 
     class Periodic(BaseCallback):
@@ -386,18 +422,22 @@ def _train_locked(cfg, out: Path, resume, progress, bc, total_timesteps):
             if self.last_eval == self.num_timesteps:
                 return
             self.last_eval = self.num_timesteps
+            res = search_results(self.model, cfg, store)
             score = {"timesteps": self.num_timesteps,
-                     **search_objective(self.model, cfg, store)}
+                     **search_objective(self.model, cfg, store, res)}
             bar.objective(score["objective"])
             for k, v in score.items():
                 self.logger.record(f"search/{k}", v)
             with open(out / "evals.jsonl", "a") as f:
                 f.write(json.dumps(score) + "\n")
-            if score["objective"] > best["objective"]:
+            prev = best_records[0]
+            if (replaces_best(prev, res.records) if prev is not None
+                    else score["objective"] > best["objective"]):
                 best.clear()
                 best.update(score)
-                # the weights and their score in one file, one rename
-                _atomic_bytes(best_path, _model_bytes(self.model, score))
+                best_records[0] = res.records
+                # the weights, their score and the episodes behind it: one file, one rename
+                _atomic_bytes(best_path, _model_bytes(self.model, score, res.records))
 
         def checkpoint(self) -> None:
             _atomic_bytes(ckpt, _model_bytes(self.model))

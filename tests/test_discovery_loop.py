@@ -214,3 +214,42 @@ def test_offline_explorer_mutates_the_best():
     assert check_reply(second.text).ok and second.text != first.text
     assert ex.propose("", hist).text == second.text  # deterministic
     assert "Earlier rounds" in build_prompt([], Split(("aime24",), ("aime25",)))
+
+
+def _round_files(k: int, correct: list[bool], tokens: list[float]) -> dict:
+    from autotts_gym.harness import EpisodeRecord
+    from autotts_gym.protocol import mean_objective
+    from autotts_gym.report import records_jsonl
+
+    recs = [EpisodeRecord("m", "b", p, 0, 0.5, f"r{k:04d}", "1", c, t, 1)
+            for p, (c, t) in enumerate(zip(correct, tokens))]
+    return {"record.json": {"round": k, "kind": "ok", "message": ""},
+            "results.json": {"score": mean_objective(recs), "per_beta": []},
+            "controller.py": "def make_controller(beta):\n    return None\n",
+            "records.jsonl": records_jsonl(recs)}
+
+
+def test_best_round_breaks_ties_within_noise_toward_fewer_tokens(tmp_path):
+    """Round 1 is right on one more problem of 30 (inside the noise) but spends three times
+    the tokens; round 3 is worse beyond noise. The cheaper round 2 is chosen, and the
+    selection table is what a report writes."""
+    from autotts_discovery.rounds import selection
+
+    h = History(tmp_path / "run")
+    base = [p % 2 == 0 for p in range(30)]
+    h.write_round(1, _round_files(1, base[:1] + [True] + base[2:], [60_000.0] * 30))
+    h.write_round(2, _round_files(2, base, [20_000.0] * 30))
+    h.write_round(3, _round_files(3, [False] * 30, [1_000.0] * 30))
+    rounds = h.typed()
+    assert max(rounds, key=lambda r: r.score).index == 1  # the raw score says round 1
+    assert best_round(h).index == 2
+    sel = selection(rounds)
+    assert sel is not None and sel.top == "r0001" and sel.best == "r0002"
+    assert not sel["r0003"].within_noise
+    # without kept records (older runs) the raw score decides
+    legacy = History(tmp_path / "legacy")
+    for k in (1, 2):
+        files = _round_files(k, base[:1] + [True] + base[2:] if k == 1 else base, [1.0] * 30)
+        del files["records.jsonl"]
+        legacy.write_round(k, files)
+    assert best_round(legacy).index == 1

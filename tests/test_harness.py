@@ -11,10 +11,10 @@ import textwrap
 import pytest
 
 from autotts_gym.actions import ANSWER, BRANCH, encode
-from autotts_cli.commands.evaluation import TABLE1_METHODS, table1
 from autotts_gym.controllers import ControllerError, load_controller
 from autotts_gym.core import Episode, EpisodeBatch
 from autotts_gym.harness import GymPolicy, HarnessError, evaluate
+from autotts_gym.reproduce import TABLE1_METHODS, table1
 from autotts_gym.session import Session
 
 MODULES = {"sc64": "sc", "asc": "asc", "esc": "esc", "parallel_probe": "parallel_probe",
@@ -42,7 +42,8 @@ def test_table1_reproduced_exactly_per_episode(real_store, reference_rows):
     results = Results()
     for ctl, beta, name in TABLE1_METHODS:
         results = results + evaluate(ctl, real_store, seeds=range(100), betas=(beta,),
-                                 workers=2, fast=False, method=name, progress=False)
+                                     workers=2, fast=False, method=name, progress=False,
+                                     reference=None)
     rows = [{"model": r["model"], "benchmark": r["benchmark"], "method": r["method"],
              "accuracy_pct": f"{r['accuracy_pct']:.2f}",
              "mean_tokens": f"{r['mean_tokens']:.0f}"} for r in results.summary()]
@@ -77,7 +78,8 @@ def test_per_episode_subset_matches_reference(real_store, reference_rows):
     for ctl, beta, name in [("sc64", 0.5, "SC@64"), ("esc", 0.5, "ESC"),
                             ("cmc", 0.5, "CMC(beta=0.5)")]:
         res = evaluate(ctl, real_store, models="Qwen3-4B", benchmarks="aime24",
-                       betas=(beta,), fast=False, method=name, progress=False, workers=2)
+                       betas=(beta,), fast=False, method=name, progress=False, workers=2,
+                       reference=None)
         (row,) = res.summary()
         want = ref[("Qwen3-4B", "aime24", name)]
         assert f"{row['accuracy_pct']:.2f}" == want["spec_accuracy_pct"]
@@ -178,8 +180,8 @@ def test_results_files(tmp_path, synthetic_store):
     res = evaluate("cmc", synthetic_store, models="Qwen3-1.7B", benchmarks="aime24",
                    seeds=range(5), betas=(0.0, 0.5, 1.0), progress=False, trace=True,
                    workers=1)  # tracing takes the per-episode path even with fast=True
-    res = res + evaluate("sc64", synthetic_store, models="Qwen3-1.7B", benchmarks="aime24",
-                         seeds=range(5), progress=False, method="SC@64")
+    assert res.reference == "SC@64" and {r.method for r in res.records} == {"CMC"}
+    assert {r.method for r in res.reference_records} == {"SC@64"}  # added like the CLI does
     paths = res.write(tmp_path)
     rows = list(csv.DictReader(open(paths["summary_csv"])))
     assert len(rows) == 4
@@ -190,8 +192,8 @@ def test_results_files(tmp_path, synthetic_store):
     assert toks == sorted(toks) and all(float(r["tokens_vs_ref"]) < 1 for r in cmc)
     assert paths["plot"].stat().st_size > 10_000
     lines = [json.loads(line) for line in open(paths["records"])]
-    assert lines == [r.__dict__ for r in res.records] and len(lines) == 30 * 5 * 4
+    assert lines == [r.__dict__ for r in res.all_records] and len(lines) == 30 * 5 * 4
     traces = [json.loads(line) for line in open(paths["traces"])]
     assert len(traces) == 30 * 5 * 3 and all(t["trace"] for t in traces)
-    lo, hi = float(rows[0]["ci95_low"]), float(rows[0]["ci95_high"])
+    lo, hi = float(rows[0]["accuracy_ci_low"]), float(rows[0]["accuracy_ci_high"])
     assert lo <= float(rows[0]["accuracy_pct"]) <= hi

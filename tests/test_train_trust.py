@@ -21,9 +21,13 @@ from autotts_rl.train import (
     RunFinished,
     TrainConfig,
     TrainConfigError,
+    read_best_records,
     read_score,
+    replaces_best,
     train,
 )
+
+from autotts_gym.protocol import mean_objective
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -75,7 +79,9 @@ def test_best_inside_zip_final_evaluated_finished_resume(tmp_path, synthetic_sto
     evals = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
     assert evals[-1]["timesteps"] == 256  # the final weights (not a multiple of 128+64)
     best = read_score(out / "best.zip")
-    assert best["objective"] == max(e["objective"] for e in evals)
+    assert best in evals  # the stored score is one of the run's evaluations
+    recs = read_best_records(out / "best.zip")
+    assert len(recs) == 30 and mean_objective(recs) == pytest.approx(best["objective"])
     meta = json.loads((out / "meta.json").read_text())
     assert meta["best_objective"] == best["objective"] and meta["num_timesteps"] == 256
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
@@ -96,8 +102,9 @@ def test_second_writer_is_refused(tmp_path, synthetic_store_dir):
 
 
 def test_kill_then_resume_never_lowers_the_best(tmp_path, synthetic_store_dir):
-    """SIGKILL a training process at random points, resume, repeat: the best score stored
-    in best.zip never goes down, and at the end it is the best evaluation of the run."""
+    """SIGKILL a training process at random points, resume, repeat: best.zip only ever
+    changes to an evaluation the selection rule prefers over the one it held (the rule
+    sees the episodes stored inside the zip), and a worse model never overwrites it."""
     cfg = _cfg(synthetic_store_dir, total_timesteps=1536, eval_every=64, checkpoint_every=192,
                seed=3)
     cfg_path = tmp_path / "c.yaml"
@@ -105,7 +112,7 @@ def test_kill_then_resume_never_lowers_the_best(tmp_path, synthetic_store_dir):
     out = tmp_path / "run"
     rng = np.random.default_rng(0)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    best_seen = -np.inf
+    held = None  # the episodes behind best.zip after the last attempt
     args = ["train", "--config", str(cfg_path), "--out", str(out), "--no-progress"]
     kills = 0
     for attempt in range(8):  # four random kills, then let it finish
@@ -117,10 +124,10 @@ def test_kill_then_resume_never_lowers_the_best(tmp_path, synthetic_store_dir):
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
-        score = read_score(out / "best.zip") if (out / "best.zip").is_file() else None
-        if score is not None:
-            assert score["objective"] >= best_seen
-            best_seen = score["objective"]
+        recs = read_best_records(out / "best.zip") if (out / "best.zip").is_file() else None
+        if recs is not None and held is not None and recs != held:
+            assert replaces_best(held, recs)
+        held = recs if recs is not None else held
         if proc.returncode == 0 and (out / "final.zip").is_file():
             break
         if (out / "checkpoints" / "last.zip").is_file():
@@ -128,7 +135,7 @@ def test_kill_then_resume_never_lowers_the_best(tmp_path, synthetic_store_dir):
     else:
         pytest.fail("training never finished")
     evals = [json.loads(line) for line in (out / "evals.jsonl").read_text().splitlines()]
-    assert read_score(out / "best.zip")["objective"] >= max(e["objective"] for e in evals)
+    assert read_score(out / "best.zip") in evals
     assert json.loads((out / "meta.json").read_text())["num_timesteps"] >= 1536
 
 
@@ -145,11 +152,11 @@ def test_bundled_policy_provenance():
         assert evals[-1]["timesteps"] <= meta["num_timesteps"] < cfg.total_timesteps
     else:  # a finished run scored its final weights
         assert evals[-1]["timesteps"] == meta["num_timesteps"] >= cfg.total_timesteps
-    best = max(evals, key=lambda e: e["objective"])
+    policy = Path(str(pre.joinpath("policy.zip")))
+    best = read_score(policy)  # the weights carry the score that chose them
+    assert best in evals
     assert meta["best_objective"] == best["objective"]
     assert meta["best_timesteps"] == best["timesteps"]
-    policy = Path(str(pre.joinpath("policy.zip")))
-    assert read_score(policy) == best  # the weights carry the score that chose them
     assert meta["policy_sha256"] == hashlib.sha256(policy.read_bytes()).hexdigest()
     hashes = meta["data_sha256"]
     assert set(hashes) == {f"{m}/aime24" for m in ("Qwen3-0.6B", "Qwen3-1.7B", "Qwen3-4B")}

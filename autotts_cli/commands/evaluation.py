@@ -1,43 +1,29 @@
-"""``autotts reproduce``, ``autotts eval`` and ``autotts sweep``."""
+"""``autotts reproduce``, ``autotts eval`` and ``autotts sweep`` (thin: parse the flags,
+call :mod:`autotts_gym.reproduce`, :mod:`autotts_gym.harness` and the reports)."""
 
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 import time
-from importlib import resources
+from collections import Counter
 from pathlib import Path
 
 from autotts_gym.errors import AutoTTSError, UsageError
-from autotts_gym.harness import MAX_SEEDS
+from autotts_gym.harness import MAX_SEEDS, betas_arg
+from autotts_gym.reproduce import TABLE1_METHODS
 
 from .. import args as args_
 
-# (controller, beta, name in the paper's Table 1)
-TABLE1_METHODS = [
-    ("sc64", 0.5, "SC@64"),
-    ("asc", 0.5, "ASC"),
-    ("esc", 0.5, "ESC"),
-    ("parallel_probe", 0.5, "Parallel-Probe"),
-    ("cmc", 0.5, "CMC(beta=0.5)"),
-    ("cmc", 1.0, "CMC(beta=1.0)"),
-]
 BASELINES = list(dict.fromkeys(ctl for ctl, _, _ in TABLE1_METHODS))
 
 
 def _betas(text: str) -> list[float]:
+    """``--betas``: :func:`autotts_gym.harness.betas_arg`, rejected while parsing."""
     try:
-        out = [float(b) for b in text.split(",") if b.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r}: expected numbers separated by commas") from None
-    bad = [b for b in out if not 0.0 <= b <= 1.0]
-    if not out or bad:
-        raise argparse.ArgumentTypeError(f"{text!r}: every beta must lie in [0, 1]")
-    if len(set(out)) != len(out):
-        raise argparse.ArgumentTypeError(f"{text!r}: a beta is repeated")
-    return out
+        return betas_arg(text)
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--betas ")) from None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -53,6 +39,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path,
                    help="output directory (checked and locked before the work starts)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def add_reference_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference", default="sc64",
+                   help="method the paired differences are taken against: a method label "
+                        "of the run (e.g. CMC, paired at the same beta) or a controller "
+                        "added to the run (default: sc64, labelled SC@<width of the store>)")
 
 
 def register(sub) -> None:
@@ -81,17 +74,21 @@ def register(sub) -> None:
                        help="run the controller file in the discovery sandbox (untrusted code)")
         p.add_argument("--max-steps", type=args_.positive_int, default=100_000,
                        help="per-episode cap on session calls")
-        p.add_argument("--baselines", default="sc64,cmc",
+        p.add_argument("--baselines", default="cmc",
                        type=args_.choices_list(BASELINES, allow_empty=True),
                        help=f"baselines drawn beside the curve, from {', '.join(BASELINES)} "
-                            "(comma-separated, '' for none)")
+                            "(comma-separated, '' for none; the reference is always added)")
+        add_reference_arg(p)
+        p.add_argument("--curves", action="store_true",
+                       help="also draw SC@k and pass@k (k = 1..N) beside the frontier and "
+                            "write curves.csv")
         p.set_defaults(func=cmd_eval, out_policy="lock")
 
 
-def _open(args):
+def open_store_verbose(replay_dir):
     from autotts_gym.data import describe_source, open_store
 
-    store = open_store(args.replay_dir)
+    store = open_store(replay_dir)
     print(describe_source(store), file=sys.stderr)
     return store
 
@@ -100,108 +97,137 @@ def _seeds(args) -> list[int]:
     return list(args.seeds)  # parsed and capped by args_.seeds
 
 
-def paper_numbers() -> dict[tuple[str, str, str], tuple[float, float]]:
-    """The paper's printed Table 1: (model, benchmark, method) -> (accuracy %, tokens k)."""
-    text = resources.files("autotts_gym").joinpath("reference_table1.csv").read_text()
-    return {(r["model"], r["benchmark"], r["method"]):
-            (float(r["paper_accuracy_pct"]), float(r["paper_tokens_k"]))
-            for r in csv.DictReader(text.splitlines())}
-
-
-def table1(store, seeds, workers=None, progress=True, models=None, benchmarks=None):
-    """Evaluate every Table 1 method; returns (Results, rows of table1.csv)."""
-    from autotts_gym.harness import evaluate_many
-
-    # the slowest methods first, so the worker pool stays busy to the end
-    entries = [(ctl, (beta,), name) for ctl, beta, name in TABLE1_METHODS]
-    entries.sort(key=lambda e: e[0] not in ("cmc", "parallel_probe"))
-    results = evaluate_many(entries, store, models, benchmarks, seeds, workers,
-                            progress=progress)
-    rows = []
-    order = {name: i for i, (_, _, name) in enumerate(TABLE1_METHODS)}
-    for r in sorted(results.summary(), key=lambda r: (r["model"], r["benchmark"],
-                                                      order[r["method"]])):
-        rows.append({"model": r["model"], "benchmark": r["benchmark"],
-                     "method": r["method"], "accuracy_pct": f"{r['accuracy_pct']:.2f}",
-                     "mean_tokens": f"{r['mean_tokens']:.0f}"})
-    return results, rows
-
-
-def table1_markdown(rows, synthetic: bool) -> str:
-    paper = paper_numbers()
-    lines = []
-    if synthetic:
-        lines += ["> **SYNTHETIC replay data**: these numbers come from the bundled generator,",
-                  "> not from a real model; they are not comparable with the paper.", ""]
-    lines += ["| model | benchmark | method | accuracy % | tokens (k) | paper accuracy % "
-              "| paper tokens (k) |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        pa, pt = paper.get((r["model"], r["benchmark"], r["method"]), (None, None))
-        lines.append(f"| {r['model']} | {r['benchmark']} | {r['method']} | "
-                     f"{r['accuracy_pct']} | {float(r['mean_tokens']) / 1e3:.1f} | "
-                     f"{'' if pa is None else pa} | {'' if pt is None else pt} |")
-    return "\n".join(lines) + "\n"
-
-
 def cmd_reproduce(args) -> int:
-    from autotts_gym.report import plot_frontier, write_text
+    from autotts_gym.report import summary_csv, write_text
+    from autotts_gym.reproduce import held_out_rows, table1, table1_csv, table1_markdown
 
-    store = _open(args)
+    store = open_store_verbose(args.replay_dir)
     t0 = time.perf_counter()
     results, rows = table1(store, _seeds(args), args.workers, not args.no_progress,
                            args.models, args.benchmarks)
     elapsed = time.perf_counter() - t0
     out: Path = args.out
-    results.write(out / "episodes", plot=False)
-    buf = ["model,benchmark,method,accuracy_pct,mean_tokens"]
-    buf += [f"{r['model']},{r['benchmark']},{r['method']},{r['accuracy_pct']},"
-            f"{r['mean_tokens']}" for r in rows]
-    write_text(out / "table1.csv", "\n".join(buf) + "\n")
-    write_text(out / "table1.md", table1_markdown(rows, results.synthetic))
-    plot_frontier(results.summary(), out / "frontier.png", title="Table 1 methods")
-    print(table1_markdown(rows, results.synthetic))
+    results.write(out)
+    held = held_out_rows(results)
+    write_text(out / "table1.csv", table1_csv(rows))
+    if held:
+        write_text(out / "held_out_average.csv", summary_csv(held))
+    text = table1_markdown(rows, results.synthetic, held)
+    write_text(out / "table1.md", text)
+    print(text)
     print(f"{len(rows)} cells, {len(results.records)} episodes in {elapsed:.1f} s; "
-          f"written to {out}/table1.csv, table1.md, frontier.png, episodes/")
+          f"written to {out}/ (table1.csv, table1.md, held_out_average.csv, summary.csv, "
+          f"average.csv, frontier.png, records.jsonl)")
     if results.synthetic:
         print("WARNING: ran on the bundled SYNTHETIC store; get the real data with "
               "`autotts data download` or point --replay-dir at your copy.", file=sys.stderr)
     return 0
 
 
-def cmd_eval(args) -> int:
-    from autotts_gym.harness import evaluate
+def baseline_entries(names, betas, store, args) -> list[tuple]:
+    """``(controller, betas, label)`` entries for ``--baselines``/``--controllers``:
+    Table 1 methods at their Table 1 beta (CMC and other controllers at every beta), sc64
+    labelled after the store's width."""
+    from autotts_gym.harness import reference_label
 
-    store = _open(args)
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    out = []
+    for name in names:
+        fixed = [(ctl, (beta,), label) for ctl, beta, label in TABLE1_METHODS if ctl == name]
+        if name == "sc64":
+            out.append(("sc64", (0.5,),
+                        reference_label(store.select(args.models, args.benchmarks))))
+        elif name == "cmc" or not fixed:
+            out.append((name, tuple(betas), None))
+        else:
+            out.append(fixed[0])
+    return out
+
+
+def _label(ctl) -> str | None:
+    from autotts_gym.controllers import ControllerSpec, load_controller
+
+    if isinstance(ctl, ControllerSpec):
+        return ctl.name
+    if isinstance(ctl, str):
+        return load_controller(ctl).name
+    return getattr(ctl, "name", None)
+
+
+def run_with_reference(entries, store, args, seeds, **kw):
+    """Evaluate ``entries`` plus the reference (``--reference``) on the same episodes;
+    returns Results whose ``reference`` is set."""
+    from autotts_gym.controllers import ControllerError, load_controller
+    from autotts_gym.harness import evaluate_many, reference_label
+
+    ref = args.reference
+    labels = {}  # label -> controller, of the entries already in the run
+    for ctl, _, name in entries:
+        name = name or _label(ctl)
+        if name is not None:
+            labels[name] = ctl
+    if ref == "sc64":
+        label = reference_label(store.select(args.models, args.benchmarks))
+    elif ref in labels:
+        label = ref
+    elif ref in labels.values():
+        label = next(k for k, v in labels.items() if v == ref)
+    else:
+        try:
+            label = load_controller(ref).name
+        except ControllerError as e:
+            raise UsageError(f"--reference {ref!r}: neither a method of this run nor a "
+                             f"controller ({e})") from None
+    if label not in labels:
+        entries = [*entries, (ref, (0.5,), label)]
+    results = evaluate_many(entries, store, args.models, args.benchmarks, seeds,
+                            args.workers, **kw)
+    if label not in results.methods:
+        raise UsageError(f"--reference {ref!r}: not a method of this run "
+                         f"({', '.join(results.methods)})")
+    results.reference = label
+    return results
+
+
+def cmd_eval(args) -> int:
+    from autotts_gym.report import summary_markdown
+
+    store = open_store_verbose(args.replay_dir)
     seeds = _seeds(args)
     t0 = time.perf_counter()
     if args.sandbox and args.controller_config:
-        raise ValueError("--controller-config does not reach --sandbox runs yet; "
+        raise UsageError("--controller-config does not reach --sandbox runs yet; "
                          "set the defaults in the class instead")
+    base = [e for e in baseline_entries(args.baselines, args.betas, store, args)
+            if e[0] != args.controller]
     if args.sandbox:
         results = _sandboxed(args, store, seeds)
+        results = results + run_with_reference(base, store, args, seeds,
+                                               progress=not args.no_progress)
     else:
         from autotts_gym.controllers import load_controller
 
         controller = load_controller(args.controller, config=args.controller_config)
-        results = evaluate(controller, store, models=args.models,
-                           benchmarks=args.benchmarks, seeds=seeds, betas=args.betas,
-                           workers=args.workers, fast=not args.no_fast,
-                           max_steps=args.max_steps, progress=not args.no_progress,
-                           trace=args.trace)
-    present = {r.method for r in results.records}  # e.g. --controller sc64 is SC@64 already
-    for name in args.baselines:
-        for ctl, beta, label in TABLE1_METHODS:
-            if ctl == name and ctl != args.controller and label not in present:
-                results = results + evaluate(ctl, store, models=args.models,
-                                             benchmarks=args.benchmarks, seeds=seeds,
-                                             betas=(beta,), workers=args.workers,
-                                             method=label, progress=False)
-    paths = results.write(args.out)
-    from autotts_gym.report import summary_markdown
+        base = [e for e in base if e[2] is None or e[2] != controller.name]
+        entries = [(controller, args.betas, None), *base]
+        results = run_with_reference(entries, store, args, seeds, fast=not args.no_fast,
+                                     max_steps=args.max_steps,
+                                     progress=not args.no_progress, trace=args.trace)
+    curves = None
+    if args.curves:
+        from autotts_gym.curves import curves_csv, reference_curves
+        from autotts_gym.report import write_text
 
+        curves = reference_curves(store, args.models, args.benchmarks, seeds)
+        args.out.mkdir(parents=True, exist_ok=True)
+        write_text(args.out / "curves.csv", curves_csv(curves))
+    paths = results.write(args.out, curves=curves)
     print(summary_markdown(results.summary()))
-    print(f"{len(results.records)} episodes in {time.perf_counter() - t0:.1f} s; "
-          f"written to {', '.join(str(p) for p in paths.values())}")
+    counts = Counter(r.method for r in results.all_records)
+    print(", ".join(f"{n} episodes of {m}" for m, n in sorted(counts.items()))
+          + f" in {time.perf_counter() - t0:.1f} s; written to "
+          + ", ".join(str(p) for p in paths.values()))
     return 0
 
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 from autotts_gym.errors import UsageError
+from autotts_gym.reproduce import TABLE1_METHODS
 
 from .. import args as args_
-from .evaluation import TABLE1_METHODS, _betas
+from .evaluation import _betas, add_reference_arg
 
 FULL_SEEDS = "0-99"  # the protocol's seeds
 DEFAULT_COMPARE_SEEDS = "0-19"  # quick; --full gives the protocol
@@ -73,6 +73,7 @@ def register(sub) -> None:
                    help="processes (default: all cores)")
     p.add_argument("--out", required=True, type=Path,
                    help="output directory (checked and locked before the work starts)")
+    add_reference_arg(p)
     p.set_defaults(func=cmd_compare, out_policy="lock")
     _register_rollouts(sub)
 
@@ -149,65 +150,31 @@ def cmd_train(args) -> int:
     return 0
 
 
-def held_out_average(rows: list[dict]) -> list[dict]:
-    """Per (method, beta): accuracy and tokens averaged over the (model, benchmark) cells,
-    tokens also relative to SC@64 (mean of per-cell ratios)."""
-    sc = {(r["model"], r["benchmark"]): r for r in rows if r["method"] == "SC@64"}
-    acc = defaultdict(list)
-    for r in rows:
-        ref = sc.get((r["model"], r["benchmark"]))
-        acc[(r["method"], r["beta"])].append(
-            (r["accuracy_pct"], r["mean_tokens"],
-             r["mean_tokens"] / ref["mean_tokens"] if ref else float("nan"),
-             r["accuracy_pct"] - ref["accuracy_pct"] if ref else float("nan")))
-    out = []
-    for (m, b), v in sorted(acc.items()):
-        n = len(v)
-        out.append({"method": m, "beta": b, "cells": n,
-                    "accuracy_pct": sum(x[0] for x in v) / n,
-                    "mean_tokens": sum(x[1] for x in v) / n,
-                    "tokens_vs_sc64": sum(x[2] for x in v) / n,
-                    "accuracy_minus_sc64": sum(x[3] for x in v) / n})
-    return out
-
-
 def cmd_compare(args) -> int:
     from autotts_gym.controllers import load_controllers
-    from autotts_gym.data import describe_source, open_store
-    from autotts_gym.harness import evaluate_many, seeds_arg
-    from autotts_gym.report import write_text
+    from autotts_gym.harness import seeds_arg
+    from autotts_gym.report import average_markdown, data_note
     from autotts_rl.train import load_policy
 
-    store = open_store(args.replay_dir)
-    print(describe_source(store), file=sys.stderr)
+    from .evaluation import baseline_entries, open_store_verbose, run_with_reference
+
+    store = open_store_verbose(args.replay_dir)
     entries = []
     for spec in args.policy:
         pol = load_policy(spec, wrapper=args.wrapper, max_width=args.max_width)
         pol.runner = args.runner
         entries.append((pol, args.betas, pol.name))
-    fixed = {ctl: (beta, name) for ctl, beta, name in TABLE1_METHODS if ctl != "cmc"}
     names = [c for c in args.controllers.split(",") if c]
-    others = [c for c in names if c not in fixed]
+    table1 = {ctl for ctl, _, _ in TABLE1_METHODS}
+    others = [c for c in names if c not in table1]
     loaded = dict(zip(others, load_controllers(others, args.controller_config)))
-    for ctl in names:
-        if ctl in fixed:
-            entries.append((ctl, (fixed[ctl][0],), fixed[ctl][1]))
-        else:
-            entries.append((loaded[ctl], args.betas, None))
-    if not any(name == "SC@64" for _, _, name in entries):
-        entries.append(("sc64", (0.5,), "SC@64"))
+    entries += baseline_entries([c for c in names if c in table1], args.betas, store, args)
+    entries += [(loaded[c], args.betas, None) for c in others]
     seeds = seeds_arg(FULL_SEEDS) if args.full else (args.seeds or seeds_arg(
         DEFAULT_COMPARE_SEEDS))
-    results = evaluate_many(entries, store, args.models, args.benchmarks, seeds, args.workers)
-    results.write(args.out)
-    avg = held_out_average(results.summary())
-    lines = ["| method | beta | cells | accuracy % | tokens | tokens vs SC@64 | "
-             "accuracy - SC@64 (pts) |", "|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['method']} | {r['beta']:g} | {r['cells']} | {r['accuracy_pct']:.2f} | "
-              f"{r['mean_tokens']:,.0f} | {100 * r['tokens_vs_sc64']:.1f}% | "
-              f"{r['accuracy_minus_sc64']:+.2f} |" for r in avg]
-    text = "\n".join(lines) + "\n"
-    write_text(args.out / "average.md", text)
-    print(text)
-    print(f"written to {args.out}/ (summary.md, summary.csv, frontier.png, average.md)")
+    results = run_with_reference(entries, store, args, seeds)
+    paths = results.write(args.out)
+    print(data_note(results) + "Average over the compared cells:\n\n"
+          + average_markdown(results.average()))
+    print(f"written to {args.out}/ ({', '.join(p.name for p in paths.values())})")
     return 0
