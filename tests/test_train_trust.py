@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import yaml
 
+from autotts_gym.protocol import mean_objective
 from autotts_rl.train import (
     RunFinished,
     TrainConfig,
@@ -26,8 +27,6 @@ from autotts_rl.train import (
     replaces_best,
     train,
 )
-
-from autotts_gym.protocol import mean_objective
 
 ROOT = Path(__file__).resolve().parents[1]
 
