@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .core import EpisodeBatch
 
 NO_ANSWER = None
 """What a controller returns (and a record holds) when it gives no answer."""
@@ -77,7 +82,19 @@ class Controller(Protocol):
         """Play one episode; return the answer (or None for no answer)."""
 
 
+@runtime_checkable
+class BatchController(Controller, Protocol):
+    """A controller with the optional vectorized fast path: ``solve_batch(batch)`` plays
+    every row of an :class:`~autotts_gym.core.EpisodeBatch` and returns one answer id per
+    row (-1 for none), leaving the same answers, tokens and step counts as ``solve`` would.
+    The harness uses it when present (``fast=True``); the built-in baselines have one."""
+
+    def solve_batch(self, batch: EpisodeBatch) -> np.ndarray:
+        """Answer ids per row of ``batch``."""
+
+
 ControllerFactory = Callable[[float], Controller]
+"""``make_controller``: beta in [0, 1] -> a :class:`Controller`."""
 
 
 def _members() -> tuple[tuple[str, ...], tuple[str, ...]]:

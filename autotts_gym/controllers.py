@@ -1,11 +1,9 @@
-"""The controller contract and how controllers are found.
+"""How controllers are found: the one loader.
 
-A controller is a Python module that defines ``make_controller(beta: float)``, returning an
-object with ``solve(session) -> str | None`` (``session`` is a
-:class:`~autotts_gym.session.Session`). Optionally the object has
-``solve_batch(batch) -> np.ndarray`` (answer ids per row of an
-:class:`~autotts_gym.core.EpisodeBatch`), a vectorized fast path that must give the same
-answers, tokens and steps as ``solve``; the built-in baselines have one.
+What a controller is (``make_controller(beta) -> Controller``, ``solve(session)``, the
+optional ``solve_batch`` fast path) is typed once in :mod:`autotts_gym.contracts`; this
+module resolves a name, module, file or callable into a :class:`ControllerSpec` holding a
+typed :data:`~autotts_gym.contracts.ControllerFactory`.
 
 A file (or module) may instead hold classes written for the AutoTTS release
 (``Cls(config={...}).solve(question)``, see :mod:`autotts_gym.release`): ``FILE.py:CLASS``
@@ -19,13 +17,14 @@ import importlib
 import importlib.util
 import os
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
+from .contracts import Controller, ControllerFactory
 from .errors import AutoTTSError
 from .release import (
     ReleaseClassError,
@@ -46,7 +45,7 @@ class ControllerSpec:
 
     name: str
     source: str
-    make_controller: Callable[[float], Any]
+    make_controller: ControllerFactory
 
 
 def _registry() -> tuple[dict[str, str], dict[str, str]]:
@@ -90,7 +89,7 @@ def split_class(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
-def load_controller(spec: str | Path | ModuleType | Callable | ControllerSpec,
+def load_controller(spec: str | Path | ModuleType | ControllerFactory | ControllerSpec,
                     name: str | None = None,
                     config: str | Mapping[str, Any] | None = None) -> ControllerSpec:
     """Resolve a registry name (``cmc``), module path (``pkg.mod``), file (``x.py``),
@@ -153,7 +152,8 @@ def _load(spec, name: str | None, cfg: dict[str, Any]) -> tuple[ControllerSpec, 
             raise ControllerError(str(e)) from None
         return ControllerSpec(name or cls_name, f"{source}:{cls_name}",
                               partial(ReleaseController, cls, config=cfg)), True
-    return ControllerSpec(default or source.rsplit(".", 1)[-1], source, make), False
+    return ControllerSpec(default or source.rsplit(".", 1)[-1], source,
+                          cast(ControllerFactory, make)), False
 
 
 def _resolve(spec, name: str | None):
@@ -162,8 +162,8 @@ def _resolve(spec, name: str | None):
     if isinstance(spec, ModuleType):
         module, source = spec, spec.__name__
     elif callable(spec) and not isinstance(spec, (str, Path)):
-        return ControllerSpec(name or getattr(spec, "__name__", "controller"),
-                              f"<callable {spec!r}>", spec), "", name
+        label = name or str(getattr(spec, "__name__", "controller"))
+        return ControllerSpec(label, f"<callable {spec!r}>", spec), "", name
     else:
         source = str(spec)
         if source in registry:
@@ -191,8 +191,9 @@ def _resolve(spec, name: str | None):
     return module, source, name
 
 
-def instantiate(spec: ControllerSpec, beta: float) -> Any:
-    """Call ``make_controller(beta)`` and check the result has ``solve``."""
+def instantiate(spec: ControllerSpec, beta: float) -> Controller:
+    """Call ``make_controller(beta)`` and check the result is a
+    :class:`~autotts_gym.contracts.Controller` (has ``solve``)."""
     try:
         ctl = spec.make_controller(beta)
     except AutoTTSError as e:

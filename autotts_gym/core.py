@@ -1,5 +1,5 @@
 """The replay core: one problem under one branch order, exactly as
-``spec/replay-semantics.md`` describes it. Everything else (the Gymnasium env, the
+``docs/replay-semantics.md`` describes it. Everything else (the Gymnasium env, the
 controller session, the harness, the vectorized baselines) goes through this module.
 
 The rules live in one place, :class:`ProblemTables`, as lookup tables built once per
@@ -32,7 +32,9 @@ import numpy as np
 from .errors import AutoTTSError
 from .store import Problem
 
-NO_ANSWER = -1
+NO_ANSWER_ID = -1
+"""An answer id meaning "nothing revealed / no answer" (the id form of
+:data:`autotts_gym.contracts.NO_ANSWER`)."""
 
 
 class ReplayError(AutoTTSError, RuntimeError):
@@ -112,15 +114,12 @@ class ProblemTables:
         )
 
 
-_TABLES_CACHE: dict[int, ProblemTables] = {}
-
-
-def tables_for(problem: Problem) -> ProblemTables:
-    """Cached :class:`ProblemTables` of a problem (built once per loaded problem)."""
-    t = _TABLES_CACHE.get(id(problem))
-    if t is None or t.problem is not problem:
-        t = _TABLES_CACHE[id(problem)] = ProblemTables.from_problem(problem)
-    return t
+def tables_for(problem: Problem | ProblemTables) -> ProblemTables:
+    """The tables of a problem: built anew (cheap, under a millisecond on the real data).
+    :meth:`ReplaySet.tables <autotts_gym.store.ReplaySet.tables>` caches them per set."""
+    if isinstance(problem, ProblemTables):
+        return problem
+    return ProblemTables.from_problem(problem)
 
 
 class Episode:
@@ -171,7 +170,9 @@ class Episode:
         self._read = tables.read_cost_list
 
     @classmethod
-    def from_seed(cls, problem: Problem, seed: int, kappa_probe: float = 0.0) -> Episode:
+    def from_seed(cls, problem: Problem | ProblemTables, seed: int, kappa_probe: float = 0.0
+                  ) -> Episode:
+        """The episode of a problem (or its tables) under the branch order of ``seed``."""
         t = tables_for(problem)
         return cls(t, branch_order(seed, t.n_branches), kappa_probe)
 
@@ -182,15 +183,6 @@ class Episode:
 
     def can_branch(self) -> bool:
         return self.n_open < len(self.order)
-
-    def branch_id(self, slot: int) -> int:
-        """The stored branch index behind a slot (never shown to controllers)."""
-        return self.order[slot]
-
-    def answer_at(self, slot: int) -> int:
-        """The answer at the slot's current depth (what PROBE would reveal)."""
-        d = self.depth[slot]
-        return self._ans[self.order[slot]][d - 1] if d > 0 else NO_ANSWER
 
     def _check_slot(self, slot: int) -> None:
         if not 0 <= slot < self.n_open:
@@ -207,7 +199,7 @@ class Episode:
         self.depth.append(1)
         self.finished.append(self._fin[b] <= 1)
         self.pruned.append(False)
-        self.revealed.append(NO_ANSWER)
+        self.revealed.append(NO_ANSWER_ID)
         cost = self._cost[b][0]
         self.spent.append(cost)
         self.tokens += cost
@@ -278,10 +270,6 @@ class Episode:
         self.tokens += self._read[b]
         return a, slot
 
-    def is_correct(self, answer_id: int) -> bool:
-        g = self.tables.gold_id
-        return g >= 0 and answer_id == g
-
 
 class EpisodeBatch:
     """Many episodes stepped together as numpy arrays (rows = episodes, columns = slots).
@@ -304,7 +292,7 @@ class EpisodeBatch:
         P = len(self.tables)
         S = max(t.n_branches for t in self.tables)
         D = max(t.max_depth for t in self.tables)
-        answers = np.full((P, S, D), NO_ANSWER, dtype=np.int32)
+        answers = np.full((P, S, D), NO_ANSWER_ID, dtype=np.int32)
         step_cost = np.zeros((P, S, D + 1), dtype=np.int64)
         finish = np.zeros((P, S), dtype=np.int32)
         read_cost = np.zeros((P, S), dtype=np.int64)
@@ -338,17 +326,17 @@ class EpisodeBatch:
         self.depth = np.zeros((E, S), dtype=np.int32)
         self.finished = np.zeros((E, S), dtype=bool)
         self.pruned = np.zeros((E, S), dtype=bool)
-        self.revealed = np.full((E, S), NO_ANSWER, dtype=np.int32)
+        self.revealed = np.full((E, S), NO_ANSWER_ID, dtype=np.int32)
         self._rows = np.arange(E)
 
     @classmethod
     def from_seeds(
         cls,
-        problems: Sequence[Problem],
+        problems: Sequence[Problem | ProblemTables],
         seeds: Sequence[int],
         kappa_probe: float = 0.0,
     ) -> EpisodeBatch:
-        """Every problem under every seed; row ``p * len(seeds) + s``."""
+        """Every problem (or its tables) under every seed; row ``p * len(seeds) + s``."""
         tables = [tables_for(p) for p in problems]
         S = max(t.n_branches for t in tables)
         rows, orders = [], []
@@ -359,11 +347,11 @@ class EpisodeBatch:
                 rows.append(i)
         return cls(tables, np.array(rows), np.array(orders), kappa_probe)
 
-    def _answer(self, r: np.ndarray, s: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    def _answer(self, r: np.ndarray, s: np.ndarray, depth: np.ndarray | int) -> np.ndarray:
         """The answer revealed at ``depth`` by slot ``s`` of row ``r``."""
         return self._answers[self._branch[r, s] * self.max_depth + depth - 1]
 
-    def _cost(self, r: np.ndarray, s: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    def _cost(self, r: np.ndarray, s: np.ndarray, depth: np.ndarray | int) -> np.ndarray:
         """Tokens charged to go from ``depth`` to ``depth + 1`` on slot ``s`` of row ``r``."""
         return self._step_cost[self._branch[r, s] * (self.max_depth + 1) + depth]
 
@@ -377,7 +365,8 @@ class EpisodeBatch:
         return self.n_open < self.n_branches
 
     def correct(self, answer_ids: np.ndarray) -> np.ndarray:
-        return (self.gold_id >= 0) & (np.asarray(answer_ids) == self.gold_id)
+        """(E,) bool: each row's answer id is its problem's gold answer."""
+        return (self.gold_id != NO_ANSWER_ID) & (np.asarray(answer_ids) == self.gold_id)
 
     # -- operations
     def open(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -396,7 +385,7 @@ class EpisodeBatch:
         self.depth[r, s] = 1
         self.finished[r, s] = self._finish[r, s] <= 1
         self.tokens[r] += self._cost(r, s, 0) + self.kappa_probe
-        ans = np.full(self.n_rows, NO_ANSWER, dtype=np.int32)
+        ans = np.full(self.n_rows, NO_ANSWER_ID, dtype=np.int32)
         ans[r] = self.revealed[r, s] = self._answer(r, s, 1)
         fin = np.zeros(self.n_rows, dtype=bool)
         fin[r] = self.finished[r, s]
@@ -429,7 +418,7 @@ class EpisodeBatch:
         self.tokens += np.bincount(rg, weights=self._cost(rg, sg, d), minlength=self.n_rows)
         self.depth[rg, sg] = d + 1
         self.finished[rg, sg] = d + 1 >= self._finish[rg, sg]
-        out = np.full(mask.shape, NO_ANSWER, dtype=np.int32)
+        out = np.full(mask.shape, NO_ANSWER_ID, dtype=np.int32)
         if probe:
             a = self._answer(r, s, self.depth[r, s])
             self.revealed[r, s] = a
@@ -449,7 +438,7 @@ class EpisodeBatch:
         self.revealed[r, s] = a
         if self.kappa_probe:
             self.tokens += self.kappa_probe * np.bincount(r, minlength=self.n_rows)
-        out = np.full(mask.shape, NO_ANSWER, dtype=np.int32)
+        out = np.full(mask.shape, NO_ANSWER_ID, dtype=np.int32)
         out[r, s] = a
         return out
 
@@ -471,6 +460,6 @@ class EpisodeBatch:
         self.depth[r, s] = fd
         self.finished[r, s] = True
         self.tokens[r] += self._read[self._branch[r, s]]
-        ans = np.full(self.n_rows, NO_ANSWER, dtype=np.int32)
+        ans = np.full(self.n_rows, NO_ANSWER_ID, dtype=np.int32)
         ans[r] = self.revealed[r, s] = self._answer(r, s, fd)
         return ok, ans

@@ -101,11 +101,11 @@ def fetch(url: str, dest: Path, sha256: str | None = None, timeout: float = 60.0
                     f"{f' ({error})' if error else ''}; run again to resume"
                 )
     if sha256 is not None:
-        got = sha256_file(part)
-        if got != sha256:
+        digest = sha256_file(part)
+        if digest != sha256:
             part.unlink()
             raise DownloadError(
-                f"{dest.name} ({url}): sha256 mismatch: expected {sha256}, got {got}; "
+                f"{dest.name} ({url}): sha256 mismatch: expected {sha256}, got {digest}; "
                 "the partial file was removed, run again to re-download"
             )
     os.replace(part, dest)

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
 from .actions import ANSWER, BRANCH, n_actions
-from .core import Episode, branch_order, tables_for
-from .data import describe_source, is_synthetic, open_store
+from .core import Episode, branch_order
+from .data import describe_source, open_store
 from .protocol import TOKEN_SCALE, default_gamma
 from .store import ReplaySet, ReplayStore
-from .voting import majority
+from .voting import Tally, majority
 
 Aggregator = Callable[[Sequence[str]], "str | None"]
 
@@ -28,7 +28,7 @@ class AutoTTSEnv(gym.Env):
     An episode is one problem of a replay set (a model on a benchmark) under one branch
     order. Up to ``max_width`` (N) reasoning branches can be opened; each generates its
     trajectory in intervals of ``probe_freq`` (500) tokens, replayed from cached
-    trajectories exactly as ``spec/replay-semantics.md`` describes (the replay core
+    trajectories exactly as ``docs/replay-semantics.md`` describes (the replay core
     :class:`~autotts_gym.core.Episode`). The agent chooses how many branches to open, how
     deep to take each, when to read an intermediate answer, which branch to cut, and when
     to stop and answer: the width-depth control space of the AutoTTS paper, section 2.
@@ -49,7 +49,7 @@ class AutoTTSEnv(gym.Env):
     | 2 + 2N + i | PRUNE(i)    | deactivate slot i; it keeps its depth and answers but    |
     |            |             | leaves the vote (opened, unpruned)                       |
 
-    Admissibility, from the atomic actions of ``spec/replay-semantics.md``: PROBE is
+    Admissibility, from the atomic actions of ``docs/replay-semantics.md``: PROBE is
     admissible once per depth (a second PROBE at the same depth would reveal nothing new
     but still charge ``kappa_probe``), and again after each CONTINUE; a finished branch
     cannot CONTINUE (it would generate nothing); a pruned slot admits nothing. BRANCH on
@@ -88,6 +88,12 @@ class AutoTTSEnv(gym.Env):
     :func:`default_gamma` unless replaced: monotone decreasing, 2.0 at beta = 0 (cost
     first) down to 0.05 at beta = 1 (accuracy first). Inadmissible actions:
     ``-invalid_action_penalty``.
+
+    The vote is public, for wrappers and analysis (Gymnasium wrappers read only public
+    methods): ``ballot()`` lists what ANSWER votes over, ``vote_counts()`` counts it,
+    ``leader()`` is what ANSWER would answer now (the aggregator over the ballot),
+    ``slot_answers()`` gives each opened slot's latest revealed answer and ``n_opened`` the
+    number of opened slots.
 
     ## Starting State
     No branch open, nothing spent. A replay set (uniformly among the env's sets), a
@@ -130,7 +136,9 @@ class AutoTTSEnv(gym.Env):
     * ``render_mode``: ``"ansi"`` or ``"rgb_array"``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+    # a plain class attribute, as gymnasium.Env declares it (a ClassVar would clash)
+    metadata: dict[str, Any] = {  # noqa: RUF012
+        "render_modes": ["ansi", "rgb_array"], "render_fps": 4}
 
     def __init__(
         self,
@@ -153,11 +161,12 @@ class AutoTTSEnv(gym.Env):
         self.sets: list[ReplaySet] = self.store.select(model, benchmark)
         if not self.sets:
             raise ValueError(f"{self.store.root}: no replay sets to play")
-        self.synthetic = is_synthetic(self.store)
+        self.synthetic = any(rs.synthetic for rs in self.sets)  # attributes already read
         if self.synthetic:
             gym.logger.warn(f"AutoTTS-v0 plays {describe_source(self.store)}")
-        self._by_index = {rs.key: {p.index: p for p in rs.problems} for rs in self.sets}
-        min_branches = min(p.n_branches for rs in self.sets for p in rs.problems)
+        # spaces sized from per-set bounds (computed once per loaded set, not per problem)
+        bounds = [rs.bounds for rs in self.sets]
+        min_branches = min(b.min_branches for b in bounds)
         if not 1 <= int(max_width) <= min_branches:
             raise ValueError(f"max_width must be in 1..{min_branches} (the stored branch "
                              f"count), got {max_width}")
@@ -193,12 +202,8 @@ class AutoTTSEnv(gym.Env):
         self.aggregator = aggregator or majority
         self.max_steps = None if max_steps is None else int(max_steps)
         self.render_mode = render_mode
-        self.max_depth = max(int(p.n_probes.max()) + 1 for rs in self.sets for p in rs.problems)
-        # most tokens an episode can charge: every branch run to its end, every depth probed
-        tok_max = max(
-            float(tables_for(p).step_cost.sum())
-            + self.kappa_probe * float(tables_for(p).finish_depth.sum())
-            for rs in self.sets for p in rs.problems)
+        self.max_depth = max(b.max_depth for b in bounds)
+        tok_max = max(b.max_episode_tokens(self.kappa_probe) for b in bounds)
         self.action_space = spaces.Discrete(n_actions(N))
         f32 = np.float32
         self.observation_space = spaces.Dict({
@@ -241,11 +246,11 @@ class AutoTTSEnv(gym.Env):
                              f"{sorted(_OPTION_KEYS)}")
         rs = self._pick_set(options)
         if "problem" in options:
-            problem = self._by_index[rs.key].get(int(options["problem"]))
+            problem = rs.by_index.get(int(options["problem"]))
             if problem is None:
                 raise ValueError(f"options 'problem' = {options['problem']!r} is not a "
                                  f"problem index of {rs.key} (indices "
-                                 f"{min(self._by_index[rs.key])}..{max(self._by_index[rs.key])})")
+                                 f"{min(rs.by_index)}..{max(rs.by_index)})")
         else:
             problem = rs.problems[int(self.np_random.integers(len(rs.problems)))]
         order_seed = int(options["order_seed"]) if "order_seed" in options else int(
@@ -258,7 +263,7 @@ class AutoTTSEnv(gym.Env):
             beta = float(self.np_random.uniform(*self.beta_range))
         else:
             beta = self.beta
-        tables = tables_for(problem)
+        tables = rs.tables(problem)
         self._ep = Episode(tables, branch_order(order_seed, tables.n_branches),
                            self.kappa_probe)
         self._set, self._problem, self._order_seed = rs, problem, order_seed
@@ -337,7 +342,7 @@ class AutoTTSEnv(gym.Env):
         answer, correct = None, False
         if terminated or truncated:
             self._done = True
-            answer = self._aggregate()
+            answer = self.leader()
             correct = answer is not None and answer == self._problem.gold_answer
             reward += float(correct)
         return (self._obs(), float(reward), terminated, truncated,
@@ -345,7 +350,7 @@ class AutoTTSEnv(gym.Env):
 
     def _on_depth(self, i: int) -> None:
         """Update flags and masks of slot i after it gained depth."""
-        ep, N, mask = self._ep, self.N, self._mask
+        ep, N, mask = self._episode(), self.N, self._mask
         fin = ep.finished[i]
         self._finished[i] = fin
         self._active[i] = 0 if fin else 1
@@ -362,16 +367,42 @@ class AutoTTSEnv(gym.Env):
         self._answer[i] = rank
         self._votes[rank] += 1
 
-    def _aggregate(self) -> str | None:
-        ep, vocab = self._ep, self._problem.vocab
-        revealed, pruned = ep.revealed, ep.pruned
-        return self.aggregator([vocab[revealed[i]] for i in range(ep.n_open)
-                                if revealed[i] >= 0 and not pruned[i]])
+    # ------------------------------------------------------------------ the vote
+    @property
+    def n_opened(self) -> int:
+        """Branches opened so far this episode (slots ``0..n_opened - 1``)."""
+        return self._episode().n_open
+
+    def slot_answers(self) -> list[str | None]:
+        """The latest revealed answer of each opened slot (None where nothing was revealed),
+        pruned slots included."""
+        ep, vocab = self._episode(), self._problem.vocab
+        return [vocab[a] if a >= 0 else None for a in ep.revealed]
+
+    def ballot(self) -> list[str]:
+        """What ANSWER votes over: the latest revealed answers of the unpruned slots, in slot
+        order."""
+        ep, vocab = self._episode(), self._problem.vocab
+        return [vocab[a] for a, pruned in zip(ep.revealed, ep.pruned, strict=True)
+                if a >= 0 and not pruned]
+
+    def vote_counts(self) -> dict[str, int]:
+        """Votes per answer on the :meth:`ballot`, in first-listed order."""
+        return Tally(self.ballot()).counts
+
+    def leader(self) -> str | None:
+        """The answer ANSWER would give now: the env's ``aggregator`` over the ballot."""
+        return self.aggregator(self.ballot())
+
+    def _episode(self) -> Episode:
+        if self._ep is None:
+            raise RuntimeError("call reset() first")
+        return self._ep
 
     def _info(self, invalid: bool, answer: str | None, correct: bool) -> dict[str, Any]:
         """The step's info: the same keys and types on every step (``answer`` is ``""``
         and ``answered`` False until the episode ends with an answer)."""
-        ep = self._ep
+        ep = self._episode()
         depths = ep.depth
         return {
             "action_mask": self._mask.copy(), "invalid_action": bool(invalid),
@@ -385,7 +416,7 @@ class AutoTTSEnv(gym.Env):
         }
 
     def _obs(self) -> dict[str, np.ndarray]:
-        ep = self._ep
+        ep = self._episode()
         budget = 1.0
         if self.token_budget:
             budget = max(0.0, 1.0 - ep.tokens / self.token_budget)
@@ -413,8 +444,8 @@ class AutoTTSEnv(gym.Env):
         if self._ep is None:
             raise RuntimeError("call reset() before render()")
         view = {"depth": self._depth, "pruned": self._pruned, "finished": self._finished,
-                "answer": self._answer, "votes": self._votes, "tokens": self._ep.tokens,
-                "max_depth": self.max_depth, "beta": self._beta, "n_open": self._ep.n_open}
+                "answer": self._answer, "votes": self._votes, "tokens": self._episode().tokens,
+                "max_depth": self.max_depth, "beta": self._beta, "n_open": self._episode().n_open}
         if self.render_mode == "ansi":
             return render_ansi(**view)
         return render_rgb(**view)

@@ -29,8 +29,9 @@ from typing import Any, Protocol, runtime_checkable
 import gymnasium as gym
 import numpy as np
 
+from .contracts import NO_ANSWER
 from .controllers import ControllerError, ControllerSpec, instantiate, load_controller
-from .core import Episode, EpisodeBatch
+from .core import NO_ANSWER_ID, Episode, EpisodeBatch
 from .errors import AutoTTSError, UsageError
 from .session import Session, StepLimitExceeded
 from .store import ReplaySet, ReplayStore
@@ -268,7 +269,8 @@ class GymPolicy:
         self.runner = runner
         predict = getattr(policy, "predict", None)
         self._predict = predict
-        self._masked = bool(predict) and "action_masks" in inspect.signature(predict).parameters
+        self._masked = (predict is not None
+                        and "action_masks" in inspect.signature(predict).parameters)
 
     def act(self, obs: dict, mask: np.ndarray) -> int:
         if self._predict is None:
@@ -334,7 +336,8 @@ def _run_controller(entry: ControllerSpec | Executor, method: str, job: dict, rs
         ctl = instantiate(entry, unit.beta)
         batch_fn = getattr(ctl, "solve_batch", None) if job["fast"] else None
         if batch_fn is not None:
-            batch = EpisodeBatch.from_seeds(rs.problems, unit.seeds, job["kappa_probe"])
+            batch = EpisodeBatch.from_seeds([rs.tables(p) for p in rs.problems], unit.seeds,
+                                            job["kappa_probe"])
             ids = np.asarray(batch_fn(batch))
             for i, p in enumerate(rs.problems):
                 for j, seed in enumerate(unit.seeds):
@@ -342,14 +345,15 @@ def _run_controller(entry: ControllerSpec | Executor, method: str, job: dict, rs
                     a = int(ids[row])
                     out.append(EpisodeRecord(
                         rs.model, rs.benchmark, p.index, seed, unit.beta, method,
-                        p.vocab[a] if a >= 0 else None, bool(a >= 0 and a == p.gold_id),
+                        p.vocab[a] if a != NO_ANSWER_ID else NO_ANSWER,
+                        bool(a != NO_ANSWER_ID and a == p.gold_id),
                         float(batch.tokens[row]), int(batch.steps[row])))
             return out, traces
         executor: Executor = InProcess(entry, ctl)
     else:
         executor = entry
     cells = [(p, seed) for p in rs.problems for seed in unit.seeds]
-    sessions = [Session(Episode.from_seed(p, seed, job["kappa_probe"]), unit.beta,
+    sessions = [Session(Episode.from_seed(rs.tables(p), seed, job["kappa_probe"]), unit.beta,
                         max_steps=job["max_steps"], record_trace=job["trace"])
                 for p, seed in cells]
     try:
@@ -402,8 +406,8 @@ def evaluate(
     ``policy``: a controller (built-in name such as ``"cmc"``, module path, ``.py`` file,
     module, ``make_controller`` callable or :class:`ControllerSpec`), an :class:`Executor`
     (e.g. the discovery sandbox; it runs in this process, one unit per replay set and beta),
-    or a Gymnasium policy (an SB3 model, a :class:`GymPolicy`). ``max_steps`` caps session calls (controllers) or
-    env steps (policies) per episode. Results do not depend on ``workers``.
+    or a Gymnasium policy (an SB3 model, a :class:`GymPolicy`). ``max_steps`` caps session
+    calls (controllers) or env steps (policies) per episode. Results do not depend on ``workers``.
 
     ``reference`` (default ``"sc64"``, named ``SC@<width>`` after the store's branch
     count): a controller scored on the same episodes, as the CLI does, so summaries carry

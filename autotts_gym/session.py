@@ -1,8 +1,9 @@
 """The controller session: what a controller may know and do during one episode.
 
-A controller is a module defining ``make_controller(beta: float)`` that returns an object
-with ``solve(session) -> str | None`` (see ``docs/controllers.md``). The session is a thin
-view over one :class:`~autotts_gym.core.Episode`: it translates answer ids to strings,
+:class:`Session` implements :class:`~autotts_gym.contracts.SessionAPI`, the interface a
+controller's ``solve(session)`` receives (the contract is typed in
+:mod:`autotts_gym.contracts`). It is a thin view over one
+:class:`~autotts_gym.core.Episode`: it translates answer ids to strings,
 counts calls against a step cap, and records an execution trace. It never exposes the gold
 answer, the branch order, or anything not yet revealed.
 """
@@ -11,7 +12,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from .core import Episode, ReplayError
+from .contracts import NO_ANSWER
+from .core import NO_ANSWER_ID, Episode, ReplayError
 
 
 class StepLimitExceeded(RuntimeError):
@@ -34,7 +36,8 @@ class TraceEvent:
 
 
 class Session:
-    """One episode as a controller sees it. Branch ids count opened branches from 0."""
+    """One episode as a controller sees it (a :class:`~autotts_gym.contracts.SessionAPI`).
+    Branch ids count opened branches from 0."""
 
     def __init__(
         self,
@@ -145,7 +148,7 @@ class Session:
 
     # -- internals
     def _str(self, a: int) -> str | None:
-        return self._vocab[a] if a >= 0 else None
+        return self._vocab[a] if a != NO_ANSWER_ID else NO_ANSWER
 
     def _tick(self) -> None:
         self.steps += 1

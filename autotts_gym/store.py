@@ -34,14 +34,20 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar
 
 import h5py
 import numpy as np
 
 from .errors import AutoTTSError
+
+if TYPE_CHECKING:
+    from .core import ProblemTables
 
 SCHEMA_VERSION = 1
 STORE_SUFFIX = ".h5"
@@ -97,9 +103,35 @@ class Problem:
             return -1
 
 
+@dataclass(frozen=True)
+class SetBounds:
+    """Bounds over the problems of a replay set (what an env needs to size its spaces).
+
+    ``run_tokens[i]``: tokens problem i costs with every branch run to its end
+    (``sum max(tokens, probe_freq * L)``); ``depth_sum[i]``: its number of probe-able depths
+    (``sum (L + 1)``). Computed once per set from the stored arrays.
+    """
+
+    min_branches: int
+    max_depth: int  # max(L) + 1
+    run_tokens: np.ndarray  # int64 (P,)
+    depth_sum: np.ndarray  # int64 (P,)
+
+    def max_episode_tokens(self, kappa_probe: float = 0.0) -> float:
+        """Most tokens one episode can charge: every branch run to its end, every depth
+        probed at ``kappa_probe``."""
+        return float((self.run_tokens + kappa_probe * self.depth_sum).max())
+
+
 @dataclass(eq=False)
 class ReplaySet:
-    """All problems of one (model, benchmark), with the file's provenance."""
+    """All problems of one (model, benchmark), with the file's provenance.
+
+    The set owns the replay tables of its problems: :meth:`tables` builds them on first use
+    and keeps the :attr:`TABLES_CACHE_SIZE` most recently used.
+    """
+
+    TABLES_CACHE_SIZE: ClassVar[int] = 64
 
     model: str
     benchmark: str
@@ -110,6 +142,8 @@ class ReplaySet:
     normalizer: str = "none"
     path: Path | None = None
     extra_attrs: dict[str, str] = field(default_factory=dict)
+    _tables: OrderedDict[int, ProblemTables] = field(
+        default_factory=OrderedDict, init=False, repr=False)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -117,6 +151,41 @@ class ReplaySet:
 
     def __len__(self) -> int:
         return len(self.problems)
+
+    @cached_property
+    def by_index(self) -> dict[int, Problem]:
+        """Problems keyed by their index."""
+        return {p.index: p for p in self.problems}
+
+    @cached_property
+    def bounds(self) -> SetBounds:
+        """:class:`SetBounds` of this set (computed on first use)."""
+        if not self.problems:
+            raise StoreError(f"replay set {self.model}/{self.benchmark} holds no problem")
+        run_tokens = [int(np.maximum(p.tokens, p.probe_freq * p.n_probes.astype(np.int64)).sum())
+                      for p in self.problems]
+        depth_sum = [int(p.n_probes.sum()) + p.n_branches for p in self.problems]
+        return SetBounds(
+            min_branches=min(p.n_branches for p in self.problems),
+            max_depth=max(int(p.n_probes.max(initial=0)) for p in self.problems) + 1,
+            run_tokens=np.asarray(run_tokens, dtype=np.int64),
+            depth_sum=np.asarray(depth_sum, dtype=np.int64))
+
+    def tables(self, problem: Problem | int) -> ProblemTables:
+        """The :class:`~autotts_gym.core.ProblemTables` of one of this set's problems (a
+        :class:`Problem` or its index), from the set's bounded cache."""
+        from .core import ProblemTables  # the replay rules live in core
+
+        p = problem if isinstance(problem, Problem) else self.by_index[int(problem)]
+        cache = self._tables
+        t = cache.get(p.index)
+        if t is not None and t.problem is p:
+            cache.move_to_end(p.index)
+            return t
+        t = cache[p.index] = ProblemTables.from_problem(p)
+        if len(cache) > self.TABLES_CACHE_SIZE:
+            cache.popitem(last=False)
+        return t
 
     def __repr__(self) -> str:
         width = min((p.n_branches for p in self.problems), default=0)

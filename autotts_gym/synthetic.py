@@ -1,8 +1,9 @@
 """A synthetic replay set generator, calibrated to the real AutoTTS data's statistics.
 
 The public AutoTTS release carries no license, so the package ships a synthetic stand-in
-made here instead (``autotts_gym/replay_data/synthetic``, see ``autotts_gym/replay_data/README.md``). Every store
-written by this module has ``synthetic=True``.
+made here instead (``autotts_gym/replay_data/synthetic``, see
+``autotts_gym/replay_data/README.md``). Every store written by this module has
+``synthetic=True``.
 
 Generative model, per problem (``p`` = :class:`SynthParams` of one model x benchmark):
 
@@ -32,8 +33,9 @@ Generative model, per problem (``p`` = :class:`SynthParams` of one model x bench
 :func:`measure` computes the statistics (on real or synthetic :class:`ReplaySet` s);
 :func:`fit` turns them into :class:`SynthParams`; ``CALIBRATED`` holds the parameters
 fitted on the nine real files (regenerate with ``python -m autotts_gym.synthetic
---calibrate DIR``). ``python -m autotts_gym.synthetic --out autotts_gym/replay_data/synthetic`` writes
-the bundled default: 3 pseudo-models x 3 benchmarks x 30 problems x 128 branches.
+--calibrate DIR``). ``python -m autotts_gym.synthetic --out
+autotts_gym/replay_data/synthetic`` writes the bundled default: 3 pseudo-models x 3
+benchmarks x 30 problems x 128 branches.
 """
 
 from __future__ import annotations
@@ -508,7 +510,7 @@ def calibrate(json_dir: Path) -> dict[tuple[str, str], SynthParams]:
     from .store import ReplayStore
 
     with tempfile.TemporaryDirectory() as tmp:
-        import_sources(json_dir, tmp)
+        import_sources(json_dir, Path(tmp))
         store = ReplayStore(tmp)
         return {rs.key: fit(measure(rs)) for rs in store}
 

@@ -1,19 +1,26 @@
-"""Voting over revealed answers, as ``spec/replay-semantics.md`` defines it.
+"""Voting over revealed answers: the project's one majority rule (see
+``docs/replay-semantics.md``, "Voting").
 
-* :func:`majority`: the most frequent answer; ties go to the answer that appeared first in
-  the list (``collections.Counter.most_common`` semantics).
+The rule: the answer with the most votes wins; between answers with equal counts, the one
+that appears first in the list being voted on wins (what ``collections.Counter``'s
+``most_common`` does). It is written once, in :func:`takes_lead`, and every counter here
+applies it:
+
+* :class:`Tally`: an incremental count over a growing list of answers (the leader and the
+  top two counts kept current as answers arrive). :func:`majority`, :func:`top_two` and
+  :func:`vote` are a tally of a whole list.
+* :class:`BatchTally`: the same count for many rows of answer ids at once (the vectorized
+  baselines); :func:`batch_majority`: the majority of each row of an id array.
 * :func:`beta_confidence`: with top count ``a`` and second count ``b``,
   ``1 - I_0.5(a + 1, b + 1)`` (0 when ``a == 0``): the posterior probability that the
-  leading answer holds the majority. Values are cached per ``(a, b)``.
-* :func:`batch_majority`: the same majority for many rows of answer ids at once.
+  leading answer holds the majority. :func:`confidence_table` tabulates it.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Hashable, Sequence
+from collections.abc import Hashable, Iterable, Sequence
 from functools import cache
-from typing import TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 from scipy.special import betainc
@@ -21,19 +28,62 @@ from scipy.special import betainc
 A = TypeVar("A", bound=Hashable)
 
 
-def majority(answers: Sequence[A]) -> A | None:
-    """The most common answer, first-seen on ties; None for an empty list."""
-    if not answers:
-        return None
-    return Counter(answers).most_common(1)[0][0]
+def takes_lead(count: Any, first: Any, lead_count: Any, lead_first: Any) -> Any:
+    """Whether an answer with ``count`` votes, first listed at position ``first``, beats the
+    leader (``lead_count`` votes, first listed at ``lead_first``): more votes, or as many
+    and listed earlier. Works element-wise on numpy arrays as on numbers."""
+    return (count > lead_count) | ((count == lead_count) & (first < lead_first))
 
 
-def top_two(answers: Sequence[A]) -> tuple[A | None, int, int]:
-    """``(winner, top count, second count)`` with first-seen tie-break."""
-    if not answers:
-        return None, 0, 0
-    mc = Counter(answers).most_common(2)
-    return mc[0][0], mc[0][1], (mc[1][1] if len(mc) > 1 else 0)
+class Tally(Generic[A]):
+    """Vote counts of a list of answers that grows by :meth:`add`.
+
+    ``leader`` (None while empty), ``top`` and ``second`` (the two largest counts) are
+    current after every :meth:`add`; ``counts`` maps answers to votes in first-listed order.
+    """
+
+    __slots__ = ("_first", "counts", "leader", "n", "second", "top")
+
+    def __init__(self, answers: Iterable[A] = ()):
+        self.counts: dict[A, int] = {}
+        self._first: dict[A, int] = {}
+        self.leader: A | None = None
+        self.top = 0
+        self.second = 0
+        self.n = 0
+        for a in answers:
+            self.add(a)
+
+    def add(self, answer: A) -> None:
+        """Count one more vote for ``answer`` (listed after every earlier one)."""
+        c = self.counts.get(answer, 0) + 1
+        self.counts[answer] = c
+        if c == 1:
+            self._first[answer] = self.n
+        self.n += 1
+        if self.top and answer == self.leader:
+            self.top = c
+        elif not self.top or takes_lead(c, self._first[answer], self.top,
+                                        self._first[self.leader]):  # type: ignore[index]
+            self.leader, self.second, self.top = answer, self.top, c
+        elif c > self.second:
+            self.second = c
+
+    @property
+    def confidence(self) -> float:
+        """:func:`beta_confidence` of the top two counts."""
+        return beta_confidence(self.top, self.second)
+
+
+def majority(answers: Iterable[A]) -> A | None:
+    """The most common answer, first listed on ties; None for an empty list."""
+    return Tally(answers).leader
+
+
+def top_two(answers: Iterable[A]) -> tuple[A | None, int, int]:
+    """``(winner, top count, second count)``; the winner as in :func:`majority`."""
+    t = Tally(answers)
+    return t.leader, t.top, t.second
 
 
 @cache
@@ -46,8 +96,8 @@ def beta_confidence(a: int, b: int) -> float:
 
 def vote(answers: Sequence[A]) -> tuple[A | None, float]:
     """``(majority answer, beta confidence of the top two counts)``."""
-    w, a, b = top_two(answers)
-    return w, beta_confidence(a, b)
+    t = Tally(answers)
+    return t.leader, t.confidence
 
 
 def confidence_table(n: int) -> np.ndarray:
@@ -56,17 +106,58 @@ def confidence_table(n: int) -> np.ndarray:
     b = np.arange(n + 1, dtype=np.float64)[None, :]
     t = 1.0 - betainc(a + 1, b + 1, 0.5)
     t[0, :] = 0.0
-    return t
+    return np.asarray(t)
+
+
+class BatchTally:
+    """:class:`Tally` for many rows of answer ids at once (ids ``0 <= id < n_ids``).
+
+    ``winner`` (-1 while a row is empty), ``top_count`` and ``second`` are current after
+    every :meth:`add`, so reading them costs nothing.
+    """
+
+    def __init__(self, n_rows: int, n_ids: int):
+        self.counts = np.zeros((n_rows, n_ids), dtype=np.int64)
+        self.first = np.zeros((n_rows, n_ids), dtype=np.int64)
+        self.n = np.zeros(n_rows, dtype=np.int64)
+        self.winner = np.full(n_rows, -1, dtype=np.int64)
+        self.top_count = np.zeros(n_rows, dtype=np.int64)
+        self.second = np.zeros(n_rows, dtype=np.int64)
+
+    def add(self, rows: np.ndarray, ids: np.ndarray) -> None:
+        """Append one answer id to each row in ``rows`` (an index array without repeats)."""
+        if rows.size == 0:
+            return
+        c = self.counts[rows, ids] + 1
+        self.counts[rows, ids] = c
+        new = c == 1
+        self.first[rows[new], ids[new]] = self.n[rows[new]]
+        self.n[rows] += 1
+        w, top, sec = self.winner[rows], self.top_count[rows], self.second[rows]
+        same = ids == w
+        # an empty row has top 0, so any first vote takes the lead
+        takes = ~same & takes_lead(c, self.first[rows, ids], top,
+                                   self.first[rows, np.maximum(w, 0)])
+        self.winner[rows] = np.where(same | takes, ids, w)
+        self.top_count[rows] = np.where(same | takes, c, top)
+        self.second[rows] = np.where(same, sec, np.where(takes, top, np.maximum(sec, c)))
+
+    def top(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(winner, top count, second count)`` for ``rows`` (all rows when None)."""
+        if rows is None:
+            return self.winner, self.top_count, self.second
+        return self.winner[rows], self.top_count[rows], self.second[rows]
 
 
 def batch_majority(
     answers: np.ndarray, n_ids: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Majority per row of an (E, K) array of answer ids (-1 = no vote), columns in list order.
+    """:func:`top_two` of each row of an (E, K) array of answer ids (-1 = no vote), the
+    list in column order.
 
     Returns ``(winner, top count, second count)``, each (E,); winner is -1 for a row with no
-    vote. Ties go to the id whose first occurrence has the lowest column index: the first
-    column whose answer reaches the top count.
+    vote. Of the answers with the top count, the one listed first wins (as
+    :func:`takes_lead` rules): the answer of the first column whose count is the top count.
     """
     answers = np.asarray(answers, dtype=np.int64)
     E, K = answers.shape

@@ -9,6 +9,7 @@ stays the ground truth). Observations are a compact vector of vote and cost stat
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import gymnasium as gym
@@ -34,7 +35,8 @@ class RoundMacroWrapper(gym.Wrapper):
     ``Discrete(6)``: 0 ANSWER; 1 WIDEN_1 / 2 WIDEN_4 (open 1 or 4 branches and probe each);
     3 DEEPEN_1 / 4 DEEPEN_4 (every active branch generates 1 or 4 more intervals, then is
     probed); 5 PRUNE_DISSENT (prune every active branch whose latest answer is not the
-    current majority, keeping at least one). ``action_masks()`` marks what can act now;
+    env's :meth:`~autotts_gym.env.AutoTTSEnv.leader`, i.e. what ANSWER would give now under
+    its aggregator; at least one active branch stays). ``action_masks()`` marks what can act now;
     an inadmissible macro is passed to the inner env as an invalid atomic action (no-op,
     penalized there).
 
@@ -43,6 +45,9 @@ class RoundMacroWrapper(gym.Wrapper):
     top two answers, distinct answers / N, the top share and beta-majority confidence among
     finished branches, the confidence over all latest answers, tokens / token_scale
     (clipped to 1), mean depth / max depth, beta, budget left, rounds / max_rounds.
+
+    The wrapper reads the env only through its public methods (``action_masks``,
+    ``leader``, ``slot_answers``, ``n_opened``) and the observations it returns.
 
     ## Rewards and Episode End
     The sum of the atomic env's rewards over the round's atomic steps; the episode ends
@@ -67,7 +72,6 @@ class RoundMacroWrapper(gym.Wrapper):
         obs, info = self.env.reset(**kwargs)
         self._rounds = 0
         self.atomic_actions = []
-        self._last_obs = obs
         info = dict(info, action_mask=self.action_masks())
         return self._features(obs), info
 
@@ -84,13 +88,16 @@ class RoundMacroWrapper(gym.Wrapper):
         return mask
 
     def _dissenters(self) -> np.ndarray:
-        """Active slots whose latest answer is not the majority (keeping one alive)."""
-        inner = self.inner
-        ans, active = inner._answer, inner._active.astype(bool)
-        if active.sum() < 2 or inner._votes.sum() == 0:
-            return np.zeros(self.N, dtype=bool)
-        top = int(np.argmax(inner._votes))
-        diss = active & (ans != top)
+        """Active slots whose latest answer is not what ANSWER would give now (the env's
+        :meth:`~autotts_gym.env.AutoTTSEnv.leader`), keeping at least one active slot."""
+        inner, N = self.inner, self.N
+        active = inner.action_masks()[2:2 + N]  # CONTINUE admissible: opened, unpruned, unfinished
+        diss = np.zeros(N, dtype=bool)
+        lead = inner.leader() if active.sum() >= 2 else None
+        if lead is None:
+            return diss
+        for i, answer in enumerate(inner.slot_answers()):
+            diss[i] = active[i] and answer != lead
         if diss.sum() >= active.sum():
             diss[np.flatnonzero(diss)[0]] = False
         return diss
@@ -98,58 +105,57 @@ class RoundMacroWrapper(gym.Wrapper):
     # ------------------------------------------------------------------ stepping
     def _atomic(self, a: int):
         self.atomic_actions.append(int(a))
-        out = self.env.step(a)
-        self._last_obs = out[0]
-        return out
+        return self.env.step(a)
+
+    def _play(self, actions: Iterable[int]) -> tuple[tuple, float]:
+        """Issue atomic actions (drawn lazily, so each sees the state the previous left)
+        until they run out or the episode ends: ``(last step result, summed reward)``."""
+        result: tuple | None = None
+        total = 0.0
+        for a in actions:
+            result = self._atomic(a)
+            total += result[1]
+            if result[2] or result[3]:
+                break
+        assert result is not None, "a macro admitted by the mask issues an atomic action"
+        return result, total
+
+    def _widen(self, n: int) -> Iterator[int]:
+        for _ in range(n):
+            if not self.inner.action_masks()[BRANCH]:
+                return
+            slot = self.inner.n_opened
+            yield BRANCH
+            yield encode("probe", slot, self.N)
+
+    def _deepen(self, n: int) -> Iterator[int]:
+        masks, N = self.inner.action_masks, self.N
+        for slot in map(int, np.flatnonzero(masks()[2:2 + N])):
+            for _ in range(n):
+                if not masks()[encode("continue", slot, N)]:
+                    break
+                yield encode("continue", slot, N)
+            if masks()[encode("probe", slot, N)]:
+                yield encode("probe", slot, N)
+
+    def _prune_dissent(self) -> Iterator[int]:
+        for slot in np.flatnonzero(self._dissenters()):
+            yield encode("prune", int(slot), self.N)
 
     def step(self, action):
         a = int(action)
-        mask = self.action_masks()
-        N = self.N
-        total = 0.0
-        result = None
         self._rounds += 1
-        if not (0 <= a < len(MACRO_ACTIONS)) or not mask[a]:
-            result = self._atomic(-1)  # the inner env's invalid-action no-op and penalty
-            total += result[1]
+        if not (0 <= a < len(MACRO_ACTIONS)) or not self.action_masks()[a]:
+            actions: Iterable[int] = [-1]  # the inner env's invalid-action no-op and penalty
         elif a == 0:
-            result = self._atomic(ANSWER)
-            total += result[1]
+            actions = [ANSWER]
         elif a in (1, 2):
-            for _ in range(1 if a == 1 else 4):
-                if not self.inner.action_masks()[BRANCH]:
-                    break
-                slot = self.inner._ep.n_open
-                for atomic in (BRANCH, encode("probe", slot, N)):
-                    result = self._atomic(atomic)
-                    total += result[1]
-                    if result[2] or result[3]:
-                        break
-                if result[2] or result[3]:
-                    break
+            actions = self._widen(1 if a == 1 else 4)
         elif a in (3, 4):
-            slots = np.flatnonzero(self.inner.action_masks()[2:2 + N])
-            for slot in slots:
-                for _ in range(1 if a == 3 else 4):
-                    if not self.inner.action_masks()[encode("continue", slot, N)]:
-                        break
-                    result = self._atomic(encode("continue", slot, N))
-                    total += result[1]
-                    if result[2] or result[3]:
-                        break
-                if result is not None and (result[2] or result[3]):
-                    break
-                if self.inner.action_masks()[encode("probe", slot, N)]:
-                    result = self._atomic(encode("probe", slot, N))
-                    total += result[1]
-                    if result[2] or result[3]:
-                        break
+            actions = self._deepen(1 if a == 3 else 4)
         else:
-            for slot in np.flatnonzero(self._dissenters()):
-                result = self._atomic(encode("prune", int(slot), N))
-                total += result[1]
-                if result[2] or result[3]:
-                    break
+            actions = self._prune_dissent()
+        result, total = self._play(actions)
         obs, _, terminated, truncated, info = result
         if not (terminated or truncated) and self._rounds >= self.max_rounds:
             obs, r, terminated, _, info = self._atomic(ANSWER)
@@ -161,8 +167,7 @@ class RoundMacroWrapper(gym.Wrapper):
     # ------------------------------------------------------------------ features
     def _features(self, obs: dict[str, Any]) -> np.ndarray:
         inner, N = self.inner, self.N
-        ep = inner._ep
-        n_open = ep.n_open
+        n_open = inner.n_opened
         votes = np.sort(obs["votes"])[::-1]
         n_votes = max(1.0, float(votes.sum()))
         fin_ranks = obs["answer"][(obs["finished"] == 1) & (obs["pruned"] == 0)

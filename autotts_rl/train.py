@@ -29,10 +29,7 @@ import numpy as np
 import yaml
 
 from autotts_gym.errors import AutoTTSError, UsageError
-from autotts_gym.protocol import DEFAULT_HELD_OUT, DEFAULT_SEARCH
-
-HELD_OUT_BENCHMARKS = frozenset(DEFAULT_HELD_OUT)
-SEARCH_BENCHMARK = DEFAULT_SEARCH[0]
+from autotts_gym.protocol import ProtocolError, Split
 SCORE_ENTRY = "autotts_score.json"  # the evaluation stored inside best.zip
 RECORDS_ENTRY = "autotts_records.json"  # and the search-set episodes it was chosen on
 
@@ -50,7 +47,8 @@ class TrainConfig:
     env: str = "macro"  # "macro" (RoundMacroWrapper) or "atomic"
     replay_dir: str | None = None
     models: list[str] | None = None  # None: every model in the store
-    benchmark: str = SEARCH_BENCHMARK  # the search set trained and selected on
+    search: list[str] | None = None  # None: the Split default (aime24)
+    held_out: list[str] | None = None  # None: the Split default (aime25, hmmt25 if present)
     max_width: int = 64
     beta_low: float = 0.0
     beta_high: float = 1.0
@@ -76,6 +74,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "config") -> TrainConfig:
+        if "benchmark" in data and "search" not in data:  # configs before the Split
+            b = data.pop("benchmark")
+            data["search"] = b if isinstance(b, list) else [b]
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
@@ -107,9 +108,11 @@ class TrainConfig:
             return TrainConfigError(f"{where}: '{name}' must be {need}, got "
                                     f"{getattr(self, name)!r}")
 
-        if self.benchmark in HELD_OUT_BENCHMARKS:
-            raise TrainConfigError(f"{where}: 'benchmark' {self.benchmark!r} is held out; "
-                                   f"train on the search set ({SEARCH_BENCHMARK})")
+        if self.search is not None and self.held_out is not None:
+            try:
+                Split(tuple(self.search), tuple(self.held_out))
+            except ProtocolError as e:
+                raise TrainConfigError(f"{where}: {e}") from None
         if self.env not in ("macro", "atomic"):
             raise bad("env", "'macro' or 'atomic'")
         if self.vec_env not in ("subproc", "dummy"):
@@ -138,11 +141,9 @@ class TrainConfig:
     def to_yaml(self) -> str:
         return yaml.safe_dump(dataclasses.asdict(self), sort_keys=False)
 
-    def split(self, store):
-        """The protocol's split for this config on ``store``: search = ``benchmark``."""
-        from autotts_gym.protocol import Split
-
-        return Split.for_benchmarks(store.benchmarks(), search=[self.benchmark])
+    def split(self, available: list[str]) -> Split:
+        """The run's split on a store holding the ``available`` benchmarks."""
+        return Split.for_benchmarks(available, self.search, self.held_out)
 
 
 def _coerce(where: str, key: str, value: Any, hint: Any) -> Any:
@@ -175,11 +176,15 @@ def _coerce(where: str, key: str, value: Any, hint: Any) -> Any:
 
 
 def make_env(cfg: TrainConfig, replay_dir: str, beta: Any = None):
-    """One training env (macro-wrapped unless ``cfg.env == 'atomic'``)."""
+    """One training env on the search benchmarks (macro-wrapped unless
+    ``cfg.env == 'atomic'``)."""
+    from autotts_gym.data import open_store
     from autotts_gym.env import AutoTTSEnv
     from autotts_gym.wrappers import RoundMacroWrapper
 
-    env = AutoTTSEnv(replay_dir=replay_dir, model=cfg.models, benchmark=cfg.benchmark,
+    store = open_store(replay_dir)
+    env = AutoTTSEnv(store=store, model=cfg.models,
+                     benchmark=list(cfg.split(store.benchmarks()).search),
                      max_width=cfg.max_width,
                      beta=(cfg.beta_low, cfg.beta_high) if beta is None else beta)
     return RoundMacroWrapper(env, cfg.max_rounds) if cfg.env == "macro" else env
@@ -234,7 +239,7 @@ def read_score(path: Path | str) -> dict | None:
         return None
 
 
-def data_hashes(store, models, benchmark: str) -> dict[str, str]:
+def data_hashes(store, models, benchmark) -> dict[str, str]:
     """sha256 of the source of every replay set the run trains on (the AutoTTS JSON it was
     imported from; the store file for sets without one), keyed ``model/benchmark``."""
     out = {}
@@ -254,7 +259,7 @@ def search_results(model, cfg: TrainConfig, store):
     """The policy's episodes on the search set (``cfg.benchmark`` only), no reference."""
     from autotts_gym.harness import evaluate
 
-    split = cfg.split(store)
+    split = cfg.split(store.benchmarks())
     return evaluate(policy_for_harness(model, cfg), store, models=cfg.models,
                     benchmarks=list(split.search), seeds=range(cfg.eval_seeds),
                     betas=cfg.eval_betas, workers=1, progress=False, reference=None)
@@ -355,7 +360,8 @@ def _train_locked(cfg, out: Path, resume, progress, bc, total_timesteps):
         raise UsageError(f"{out}: a run exists here; pass --resume or another --out")
     cfg.validate()
     store = open_store(cfg.replay_dir)
-    split = cfg.split(store)
+    split = cfg.split(store.benchmarks())  # recorded in config.yaml as resolved
+    cfg.search, cfg.held_out = list(split.search), list(split.held_out)
     replay_dir = str(store.root)
     (out / "checkpoints").mkdir(parents=True, exist_ok=True)
     write_text(out / "config.yaml", cfg.to_yaml())
@@ -391,9 +397,9 @@ def _train_locked(cfg, out: Path, resume, progress, bc, total_timesteps):
     meta = {"seed": cfg.seed, "python": platform.python_version(),
             "torch": torch.__version__, "stable_baselines3": stable_baselines3.__version__,
             "sb3_contrib": sb3_contrib.__version__, "replay_dir": replay_dir,
-            "synthetic_data": store.synthetic, "search_benchmark": cfg.benchmark,
+            "synthetic_data": store.synthetic,
             "split": str(split), "bc_dataset": bc,
-            "data_sha256": data_hashes(store, cfg.models, cfg.benchmark)}
+            "data_sha256": data_hashes(store, cfg.models, list(split.search))}
     if resume:
         meta["bc_dataset"] = (run_state(out) or {}).get("bc_dataset")
     best_path = out / "best.zip"

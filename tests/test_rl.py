@@ -57,13 +57,18 @@ def test_resume_continues_step_count(tmp_path, synthetic_store_dir):
     assert meta["num_timesteps"] == 1024 and meta["seed"] == 0
 
 
-def test_held_out_benchmarks_are_refused(tmp_path):
+def test_held_out_benchmarks_are_refused(tmp_path, synthetic_store):
     for bench in ("aime25", "hmmt25"):
-        with pytest.raises(ValueError, match="held out"):
-            TrainConfig(benchmark=bench).validate()
+        with pytest.raises(ValueError, match="both in the search set and held out"):
+            TrainConfig(search=[bench], held_out=["aime25", "hmmt25"]).validate()
+    split = TrainConfig().split(synthetic_store.benchmarks())
+    assert split.search == ("aime24",) and split.held_out == ("aime25", "hmmt25")
+    legacy = tmp_path / "old.yaml"
+    legacy.write_text("env: macro\nbenchmark: aime24\n")
+    assert TrainConfig.from_yaml(legacy).search == ["aime24"]
     bad = tmp_path / "c.yaml"
     bad.write_text("env: macro\nlerning_rate: 0.1\n")
-    with pytest.raises(ValueError, match="unknown setting.*lerning_rate"):
+    with pytest.raises(ValueError, match=r"unknown setting.*lerning_rate"):
         TrainConfig.from_yaml(bad)
 
 

@@ -51,7 +51,7 @@ def _cli(*args, **kw):
     ("learning_rate: fast\n", "'learning_rate' must be a float"),
     ("net_arch: [64, 0]\n", "'net_arch' must be a non-empty list"),
     ("eval_betas: [2.0]\n", "'eval_betas' must be a non-empty list of betas"),
-    ("benchmark: hmmt25\n", "is held out"),
+    ("search: [aime24]\nheld_out: [aime24, hmmt25]\n", "both in the search set and held out"),
     ("lerning_rate: 0.1\n", "unknown setting(s) lerning_rate"),
     ("env: [1\n", "not valid YAML"),
     ("- 1\n", "expected a mapping"),
@@ -144,7 +144,7 @@ def test_bundled_policy_provenance():
     pre = resources.files("autotts_rl.pretrained")
     meta = json.loads(pre.joinpath("meta.json").read_text())
     cfg = TrainConfig.from_dict(yaml.safe_load(pre.joinpath("config.yaml").read_text()))
-    assert cfg.benchmark == meta["search_benchmark"] == "aime24" and cfg.env == "macro"
+    assert cfg.search == [meta["search_benchmark"]] == ["aime24"] and cfg.env == "macro"
     assert meta["seed"] == cfg.seed
     evals = [json.loads(line) for line in pre.joinpath("evals.jsonl").read_text().splitlines()]
     if meta.get("stopped_early"):  # a run stopped at its time budget says so

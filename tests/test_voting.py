@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import scipy.stats
 
 from autotts_gym.voting import (
+    BatchTally,
+    Tally,
     batch_majority,
     beta_confidence,
     confidence_table,
@@ -39,3 +43,43 @@ def test_batch_majority_equals_counter_semantics():
         ww, aa, bb = top_two(lst)
         assert (w[e] if w[e] >= 0 else None) == ww
         assert top[e] == aa and second[e] == bb
+
+
+def _counter_top_two(lst):
+    mc = Counter(lst).most_common(2)
+    if not mc:
+        return None, 0, 0
+    return mc[0][0], mc[0][1], (mc[1][1] if len(mc) > 1 else 0)
+
+
+def test_tally_follows_counter_most_common_after_every_vote():
+    """The incremental count agrees with collections.Counter (ties: first listed wins) on
+    every prefix of random lists, ties included."""
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        lst = [str(x) for x in rng.integers(0, 4, size=rng.integers(0, 15))]
+        t = Tally()
+        for k, a in enumerate(lst):
+            t.add(a)
+            assert (t.leader, t.top, t.second) == _counter_top_two(lst[:k + 1])
+        assert t.n == len(lst) and list(t.counts) == list(dict.fromkeys(lst))
+    # a 2-2 tie goes to the answer listed first, even when the other reached 2 first
+    assert majority(["x", "y", "y", "x"]) == "x"
+    assert majority(["y", "x", "x", "y"]) == "y"
+
+
+def test_batch_tally_equals_tally_row_by_row():
+    rng = np.random.default_rng(3)
+    E, V = 200, 5
+    bt = BatchTally(E, V)
+    rows_t = [Tally() for _ in range(E)]
+    for _ in range(12):
+        rows = np.flatnonzero(rng.random(E) < 0.6)
+        ids = rng.integers(0, V, size=rows.size)
+        bt.add(rows, ids)
+        for r, i in zip(rows, ids, strict=True):
+            rows_t[r].add(int(i))
+        w, top, sec = bt.top()
+        for r in range(E):
+            t = rows_t[r]
+            assert (w[r] if w[r] >= 0 else None, top[r], sec[r]) == (t.leader, t.top, t.second)

@@ -38,6 +38,7 @@ def register(sub) -> None:
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (default: a bar with steps, steps/s and the last "
                    "search objective on stderr)")
+    _split_flags(p)
     p.set_defaults(func=cmd_train, out_policy="check")
 
     p = sub.add_parser("compare", help="RL policies and controllers on the same episodes")
@@ -59,8 +60,9 @@ def register(sub) -> None:
                    help="config of the release-style classes (FILE.py:CLASS), beside beta")
     p.add_argument("--betas", type=_betas, default=_betas("0,0.25,0.5,0.75,1"),
                    help="betas for the policies and beta-aware controllers")
-    p.add_argument("--benchmarks", default="aime25,hmmt25", type=args_.names,
-                   help="benchmarks to compare on (default: the held-out ones)")
+    p.add_argument("--benchmarks", default=None, type=args_.names,
+                   help="benchmarks to compare on (default: the split's held-out ones)")
+    _split_flags(p)
     p.add_argument("--models", default=None, type=args_.names,
                    help="comma-separated models (default: all)")
     p.add_argument("--seeds", default=None, type=args_.seeds,
@@ -125,6 +127,14 @@ def cmd_rollouts(args) -> int:
     return 0
 
 
+def _split_flags(p) -> None:
+    p.add_argument("--search", type=args_.names, default=None,
+                   help="comma-separated search benchmarks (default: aime24)")
+    p.add_argument("--held-out", type=args_.names, default=None,
+                   help="comma-separated held-out benchmarks (default: aime25,hmmt25 where "
+                        "the store has them, else every other benchmark)")
+
+
 def cmd_train(args) -> int:
     from autotts_rl.train import RunFinished, TrainConfig, train
 
@@ -134,10 +144,13 @@ def cmd_train(args) -> int:
     cfg = TrainConfig.from_yaml(args.config) if args.config else TrainConfig()
     if args.replay_dir:
         cfg.replay_dir = args.replay_dir
-    for flag, key in (("total_timesteps", "total_timesteps"), ("seed", "seed"),
-                      ("n_envs", "n_envs")):
+    if args.search is not None:
+        cfg.search = args.search
+    if args.held_out is not None:
+        cfg.held_out = args.held_out
+    for flag in ("total_timesteps", "seed", "n_envs"):
         if getattr(args, flag) is not None and not args.resume:
-            setattr(cfg, key, getattr(args, flag))
+            setattr(cfg, flag, getattr(args, flag))
     if not args.resume and args.config is None:
         print("no --config given: training with the defaults of TrainConfig", file=sys.stderr)
     try:
@@ -153,12 +166,15 @@ def cmd_train(args) -> int:
 def cmd_compare(args) -> int:
     from autotts_gym.controllers import load_controllers
     from autotts_gym.harness import seeds_arg
+    from autotts_gym.protocol import Split
     from autotts_gym.report import average_markdown, data_note
     from autotts_rl.train import load_policy
 
     from .evaluation import baseline_entries, open_store_verbose, run_with_reference
 
     store = open_store_verbose(args.replay_dir)
+    split = Split.for_benchmarks(store.benchmarks(), args.search, args.held_out)
+    args.benchmarks = args.benchmarks or list(split.require_held_out())
     entries = []
     for spec in args.policy:
         pol = load_policy(spec, wrapper=args.wrapper, max_width=args.max_width)
@@ -167,7 +183,7 @@ def cmd_compare(args) -> int:
     names = [c for c in args.controllers.split(",") if c]
     table1 = {ctl for ctl, _, _ in TABLE1_METHODS}
     others = [c for c in names if c not in table1]
-    loaded = dict(zip(others, load_controllers(others, args.controller_config)))
+    loaded = dict(zip(others, load_controllers(others, args.controller_config), strict=True))
     entries += baseline_entries([c for c in names if c in table1], args.betas, store, args)
     entries += [(loaded[c], args.betas, None) for c in others]
     seeds = seeds_arg(FULL_SEEDS) if args.full else (args.seeds or seeds_arg(

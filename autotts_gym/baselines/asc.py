@@ -3,9 +3,15 @@ confidence of the top two counts exceeds the threshold."""
 
 from __future__ import annotations
 
-from collections import Counter
+from typing import TYPE_CHECKING
 
-from autotts_gym.voting import beta_confidence, majority
+from autotts_gym.voting import Tally
+
+if TYPE_CHECKING:  # types only: the module stays loadable as a sandboxed candidate
+    import numpy as np
+
+    from autotts_gym.contracts import SessionAPI
+    from autotts_gym.core import EpisodeBatch
 
 
 class AdaptiveConsistency:
@@ -13,24 +19,18 @@ class AdaptiveConsistency:
         self.max_samples = max_samples
         self.threshold = threshold
 
-    def solve(self, session) -> str | None:
-        answers: list[str] = []
-        counts: Counter[str] = Counter()
+    def solve(self, session: SessionAPI) -> str | None:
+        votes: Tally[str] = Tally()
         for _ in range(self.max_samples):
             a = session.read()
             if a is None:
                 break
-            answers.append(a)
-            counts[a] += 1
-            if len(answers) >= 2:
-                mc = counts.most_common(2)
-                top = mc[0][1]
-                second = mc[1][1] if len(mc) > 1 else 0
-                if beta_confidence(top, second) > self.threshold:
-                    return mc[0][0]
-        return majority(answers)
+            votes.add(a)
+            if votes.n >= 2 and votes.confidence > self.threshold:
+                break
+        return votes.leader
 
-    def solve_batch(self, batch):
+    def solve_batch(self, batch: EpisodeBatch) -> np.ndarray:
         from .batched import asc_batch
 
         return asc_batch(batch, self.max_samples, self.threshold)

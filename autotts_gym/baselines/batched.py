@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from autotts_gym.core import NO_ANSWER_ID as NONE
 from autotts_gym.core import EpisodeBatch
-from autotts_gym.voting import batch_majority, confidence_table
+from autotts_gym.voting import BatchTally, batch_majority, confidence_table
 
-from .cmc import schedule
-
-NONE = -1
+from .cmc import MAX_STEPS, schedule
 
 
 def _n_ids(batch: EpisodeBatch) -> int:
@@ -25,50 +24,6 @@ def _n_ids(batch: EpisodeBatch) -> int:
 
 def _all(batch: EpisodeBatch) -> np.ndarray:
     return np.ones(batch.n_rows, dtype=bool)
-
-
-class _Votes:
-    """Incremental vote counts per row with first-seen tie-break (Counter semantics).
-
-    ``winner``, ``top`` and ``second`` (the leading answer and the two largest counts) are
-    kept up to date by :meth:`add`, so reading them costs nothing.
-    """
-
-    def __init__(self, n_rows: int, n_ids: int):
-        self.counts = np.zeros((n_rows, n_ids), dtype=np.int64)
-        self.first = np.zeros((n_rows, n_ids), dtype=np.int64)
-        self.n = np.zeros(n_rows, dtype=np.int64)
-        self.winner = np.full(n_rows, NONE, dtype=np.int64)
-        self.top_count = np.zeros(n_rows, dtype=np.int64)
-        self.second = np.zeros(n_rows, dtype=np.int64)
-
-    def add(self, rows: np.ndarray, ids: np.ndarray) -> None:
-        """Append one answer to each row in ``rows`` (an index array without repeats)."""
-        if rows.size == 0:
-            return
-        c = self.counts[rows, ids] + 1
-        self.counts[rows, ids] = c
-        new = c == 1
-        self.first[rows[new], ids[new]] = self.n[rows[new]]
-        self.n[rows] += 1
-        w, top, sec = self.winner[rows], self.top_count[rows], self.second[rows]
-        same = ids == w
-        # a different answer reaching the top count takes the lead if it came first
-        w_first = self.first[rows, np.maximum(w, 0)]
-        takes = ~same & ((c > top) | ((c == top) & (self.first[rows, ids] < w_first)))
-        ties = ~same & ~takes & (c == top)
-        new_top = np.where(same | takes, np.maximum(c, top), top)
-        new_sec = np.where(same, sec, np.where(takes, top, np.where(ties, c,
-                                                                    np.maximum(sec, c))))
-        self.winner[rows] = np.where(same | takes, ids, w)
-        self.top_count[rows] = new_top
-        self.second[rows] = new_sec
-
-    def top(self, rows: np.ndarray | None = None):
-        """``(winner, top count, second count)`` for ``rows`` (all rows when None)."""
-        if rows is None:
-            return self.winner, self.top_count, self.second
-        return self.winner[rows], self.top_count[rows], self.second[rows]
 
 
 def sc_batch(batch: EpisodeBatch, n: int = 64) -> np.ndarray:
@@ -86,7 +41,7 @@ def asc_batch(batch: EpisodeBatch, max_samples: int = 64, threshold: float = 0.9
               ) -> np.ndarray:
     """ASC: read one by one; stop when the beta confidence exceeds the threshold."""
     E = batch.n_rows
-    votes = _Votes(E, _n_ids(batch))
+    votes = BatchTally(E, _n_ids(batch))
     table = confidence_table(max_samples + 1)
     out = np.full(E, NONE, dtype=np.int64)
     going = _all(batch)
@@ -111,7 +66,7 @@ def asc_batch(batch: EpisodeBatch, max_samples: int = 64, threshold: float = 0.9
 def esc_batch(batch: EpisodeBatch, max_samples: int = 64, window: int = 8) -> np.ndarray:
     """ESC: windows of reads; stop at the first window whose answers all agree."""
     E = batch.n_rows
-    votes = _Votes(E, _n_ids(batch))
+    votes = BatchTally(E, _n_ids(batch))
     out = np.full(E, NONE, dtype=np.int64)
     running = _all(batch)
     for _ in range(max_samples // window):
@@ -153,7 +108,7 @@ def parallel_probe_batch(batch: EpisodeBatch, num_chains: int = 64, T: int = 40,
     prev = np.full(E, -2, dtype=np.int64)  # -2: no winner yet
     stable = np.zeros(E, dtype=np.int64)
     out = np.full(E, -2, dtype=np.int64)
-    running = chain.any(axis=1)
+    running = np.asarray(chain.any(axis=1))
     out[~running] = NONE
     for step in range(max_steps):
         # only the rows still running take part: gather their state, step, scatter back
@@ -205,7 +160,7 @@ def cmc_batch(batch: EpisodeBatch, beta: float) -> np.ndarray:
     V = _n_ids(batch)
     table = confidence_table(S + 1)
     fin, rev = batch.finished[:, :S], batch.revealed[:, :S]  # views of the batch state
-    comp = _Votes(E, V)  # answers of finished branches, in the order they finished
+    comp = BatchTally(E, V)  # answers of finished branches, in the order they finished
     probes = np.zeros((E, S), dtype=np.int64)
     disagree = np.zeros((E, S), dtype=np.int64)
     aband = np.zeros((E, S), dtype=bool)
@@ -232,7 +187,7 @@ def cmc_batch(batch: EpisodeBatch, beta: float) -> np.ndarray:
     out = np.full(E, -2, dtype=np.int64)
     running = _all(batch)
     alpha = s.ema_alpha
-    for step in range(500):
+    for step in range(MAX_STEPS):
         # only the rows still running take part: gather their state, step, scatter back
         idx = np.flatnonzero(running)
         if idx.size == 0:

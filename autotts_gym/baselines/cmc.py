@@ -9,10 +9,19 @@ and stops once the smoothed confidence is high and not falling.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from autotts_gym.voting import beta_confidence, majority
+from autotts_gym.voting import Tally, majority
+
+if TYPE_CHECKING:  # types only: the module stays loadable as a sandboxed candidate
+    import numpy as np
+
+    from autotts_gym.contracts import SessionAPI
+    from autotts_gym.core import EpisodeBatch
+
+MAX_STEPS = 500
+"""Rounds before CMC answers with what it has (the per-episode and batched versions)."""
 
 
 @dataclass(frozen=True)
@@ -61,103 +70,115 @@ class _Branch:
         self.disagree = 0
 
 
+class _Episode:
+    """CMC's state in one episode: its branches and the finished branches' answers."""
+
+    def __init__(self, s: Schedule, session: SessionAPI):
+        self.s = s
+        self.session = session
+        self.branches: list[_Branch] = []
+        self.completed: Tally[str] = Tally()  # final answers in the order branches finished
+
+    def live(self) -> list[_Branch]:
+        return [br for br in self.branches if not br.finished and not br.abandoned]
+
+    def spawn(self) -> bool:
+        r = self.session.open()
+        if r is None:
+            return False
+        a, bid, fin = r
+        self.branches.append(_Branch(bid, a, fin))
+        if fin:
+            self.completed.add(a)
+        return True
+
+    def widen(self, n: int) -> None:
+        for _ in range(n):
+            if len(self.branches) >= self.s.max_branch_use or not self.spawn():
+                break
+
+    def abandon(self, winner: str) -> None:
+        """(b) Count disagreement rounds; abandon the most persistent dissenters."""
+        live = self.live()
+        for br in live:
+            br.disagree = br.disagree + 1 if br.latest != winner else 0
+        stale = sorted((br for br in live if br.disagree >= self.s.abandon_patience),
+                       key=lambda br: -br.disagree)
+        for br in stale[: max(0, len(live) - 2)]:
+            br.abandoned = True
+            self.session.prune(br.id)
+
+    def deepen(self, winner: str | None) -> None:
+        """(c) Deepest first; branches agreeing with ``winner`` get a burst."""
+        live = self.live()
+        live.sort(key=lambda br: -br.probes)
+        for br in live:
+            aligned = winner is not None and br.latest == winner
+            for _ in range(self.s.burst_aligned if aligned else 1):
+                a, fin = self.session.advance(br.id)
+                br.probes += 1
+                br.latest = a
+                if fin:
+                    br.finished = True
+                    self.completed.add(a)
+                    break
+
+    def fallback(self) -> str | None:
+        """The answer when the loop ends without stopping."""
+        if self.completed.leader is not None:
+            return self.completed.leader
+        return majority([br.latest for br in self.branches if not br.abandoned])
+
+
 class ConfidenceMomentumController:
-    MAX_STEPS = 500
 
     def __init__(self, beta: float):
         self.beta = float(beta)
         self.s = schedule(beta)
 
-    def solve(self, session) -> str | None:
+    def solve(self, session: SessionAPI) -> str | None:
         s = self.s
-        branches: list[_Branch] = []
-        completed: list[str] = []
-        counts: Counter[str] = Counter()
-
-        def spawn() -> bool:
-            r = session.open()
-            if r is None:
-                return False
-            a, bid, fin = r
-            branches.append(_Branch(bid, a, fin))
-            if fin:
-                completed.append(a)
-                counts[a] += 1
-            return True
-
-        def pool() -> tuple[str | None, float]:
-            if not completed:
-                return None, 0.0
-            mc = counts.most_common(2)
-            return mc[0][0], beta_confidence(mc[0][1], mc[1][1] if len(mc) > 1 else 0)
-
+        ep = _Episode(s, session)
         for _ in range(s.n_init):
-            if not spawn():
+            if not ep.spawn():
                 break
+        pool = ep.completed  # leader and confidence of the finished branches' answers
         ema = 0.0
         hist: list[float] = []
         alpha = s.ema_alpha
-        for step in range(self.MAX_STEPS):
+        for step in range(MAX_STEPS):
             # (a) momentum of the pool's confidence
-            winner, conf = pool()
+            winner = pool.leader
             warm = step >= s.warm_up
-            ema = (1 - alpha) * ema + alpha * conf
+            ema = (1 - alpha) * ema + alpha * pool.confidence
             hist.append(ema)
             if len(hist) > s.T_ema:
                 hist.pop(0)
-            # (b) abandon persistent dissenters
+            # (b) abandon persistent dissenters; (c) depth
             if warm and winner is not None:
-                live = [br for br in branches if not br.finished and not br.abandoned]
-                for br in live:
-                    br.disagree = br.disagree + 1 if br.latest != winner else 0
-                stale = sorted((br for br in live if br.disagree >= s.abandon_patience),
-                               key=lambda br: -br.disagree)
-                for br in stale[: max(0, len(live) - 2)]:
-                    br.abandoned = True
-                    session.prune(br.id)
-            # (c) depth: deepest first; branches agreeing with the leader get a burst
-            live = [br for br in branches if not br.finished and not br.abandoned]
-            live.sort(key=lambda br: -br.probes)
-            for br in live:
-                aligned = warm and winner is not None and br.latest == winner
-                for _ in range(s.burst_aligned if aligned else 1):
-                    a, fin = session.advance(br.id)
-                    br.probes += 1
-                    br.latest = a
-                    if fin:
-                        br.finished = True
-                        completed.append(a)
-                        counts[a] += 1
-                        break
+                ep.abandon(winner)
+            ep.deepen(winner if warm else None)
             # (d) second momentum update, replacing the newest value
-            winner, conf = pool()
-            ema = (1 - alpha) * ema + alpha * conf
+            ema = (1 - alpha) * ema + alpha * pool.confidence
             hist[-1] = ema
             delta = hist[-1] - hist[0] if len(hist) >= 2 else 0.0
             # (e) stop gate
-            if (warm and len(completed) >= s.min_complete and ema >= s.conf_thresh
+            if (warm and pool.n >= s.min_complete and ema >= s.conf_thresh
                     and delta >= -s.delta_slack):
-                return winner
+                return pool.leader
             # (f) nothing left to run
-            if all(br.finished or br.abandoned for br in branches):
+            if not ep.live():
                 break
             # (g) widen while confidence is low and not rising
-            if (len(branches) < s.max_branch_use and delta <= s.trend_thresh
+            if (len(ep.branches) < s.max_branch_use and delta <= s.trend_thresh
                     and step >= max(1, s.warm_up // 2) and ema < s.conf_thresh):
-                for _ in range(s.widen_burst):
-                    if len(branches) >= s.max_branch_use or not spawn():
-                        break
-        winner, _ = pool()
-        if winner is not None:
-            return winner
-        return majority([br.latest for br in branches if not br.abandoned])
+                ep.widen(s.widen_burst)
+        return ep.fallback()
 
-    def solve_batch(self, batch):
+    def solve_batch(self, batch: EpisodeBatch) -> np.ndarray:
         from .batched import cmc_batch
 
         return cmc_batch(batch, self.beta)
-
-
 
 
 def make_controller(beta: float) -> ConfidenceMomentumController:

@@ -3,7 +3,15 @@ window whose answers all agree."""
 
 from __future__ import annotations
 
-from autotts_gym.voting import majority
+from typing import TYPE_CHECKING
+
+from autotts_gym.voting import Tally
+
+if TYPE_CHECKING:  # types only: the module stays loadable as a sandboxed candidate
+    import numpy as np
+
+    from autotts_gym.contracts import SessionAPI
+    from autotts_gym.core import EpisodeBatch
 
 
 class EarlyStoppingConsistency:
@@ -11,8 +19,8 @@ class EarlyStoppingConsistency:
         self.max_samples = max_samples
         self.window = window
 
-    def solve(self, session) -> str | None:
-        answers: list[str] = []
+    def solve(self, session: SessionAPI) -> str | None:
+        votes: Tally[str] = Tally()
         for _ in range(self.max_samples // self.window):
             win = []
             for _ in range(self.window):
@@ -20,14 +28,12 @@ class EarlyStoppingConsistency:
                 if a is None:
                     break
                 win.append(a)
-            if not win:
-                continue
-            answers.extend(win)
-            if all(a == win[0] for a in win):
+                votes.add(a)
+            if win and all(a == win[0] for a in win):
                 return win[0]
-        return majority(answers)
+        return votes.leader
 
-    def solve_batch(self, batch):
+    def solve_batch(self, batch: EpisodeBatch) -> np.ndarray:
         from .batched import esc_batch
 
         return esc_batch(batch, self.max_samples, self.window)

@@ -1,6 +1,9 @@
 """Answer extraction from generated text: ``\\boxed{...}``, a regex, or a letter choice.
 
-A text without an answer gives ``"ERR"``, as in the AutoTTS release.
+A text without an answer gives :data:`UNPARSED` (``"ERR"``, as in the AutoTTS release).
+That is a stored answer *string*, which votes like any other (so stores made by ``collect``
+replay as the release's do); it is not the library's "no answer", which is ``None``
+(:data:`autotts_gym.contracts.NO_ANSWER`).
 """
 
 from __future__ import annotations
@@ -8,7 +11,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-NO_ANSWER = "ERR"
+UNPARSED = "ERR"
+"""The answer string recorded for a text without an answer."""
 _LETTER = re.compile(r"(?:answer|Answer|ANSWER)\s*(?:is|:)?\s*\(?([A-J])\)?\b")
 
 
@@ -33,7 +37,7 @@ def last_boxed(text: str) -> str | None:
 def make_extractor(spec: str = "boxed") -> Callable[[str], str]:
     """``"boxed"``, ``"regex:PATTERN"`` (group 1, or the match) or ``"letters"``."""
     if spec == "boxed":
-        return lambda text: last_boxed(text) or NO_ANSWER
+        return lambda text: last_boxed(text) or UNPARSED
     if spec.startswith("regex:"):
         try:
             pattern = re.compile(spec[len("regex:"):])
@@ -43,7 +47,7 @@ def make_extractor(spec: str = "boxed") -> Callable[[str], str]:
         def by_regex(text: str) -> str:
             matches = list(pattern.finditer(text))
             if not matches:
-                return NO_ANSWER
+                return UNPARSED
             m = matches[-1]
             return (m.group(1) if m.groups() else m.group(0)).strip()
 
@@ -54,7 +58,7 @@ def make_extractor(spec: str = "boxed") -> Callable[[str], str]:
             if boxed and re.fullmatch(r"\(?[A-J]\)?", boxed):
                 return boxed.strip("()")
             found = _LETTER.findall(text)
-            return found[-1] if found else NO_ANSWER
+            return found[-1] if found else UNPARSED
 
         return by_letter
     raise ValueError(f"--extract {spec!r}: expected boxed, regex:PATTERN or letters")

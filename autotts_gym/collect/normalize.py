@@ -16,8 +16,8 @@ one. Three are offered:
     library: ``parse`` then ``verify``). Only answers that parse to a value without free
     symbols take part (``x = 3`` counts as ``3``); anything else, and ``ERR``, stays as its
     own string, and so does a parse or comparison that exceeds ``timeout`` seconds
-    (counted in ``timeouts``). Each cluster takes the gold answer's spelling if the gold is in it, else
-    its first spelling in stored order. Candidates are bucketed by numeric value first, so
+    (counted in ``timeouts``). Each cluster takes the gold answer's spelling if the gold is in
+    it, else its first spelling in stored order. Candidates are bucketed by numeric value first, so
     ``verify`` runs only between answers that may be equal.
 """
 
@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import Protocol
 
-from .extract import NO_ANSWER
+from .extract import UNPARSED
 
 # ----------------------------------------------------------------------------- per string
 
@@ -181,7 +181,7 @@ class MathVerifyNormalizer:
             from sympy import Integer
 
             v = Integer(int(answer))
-        elif answer.strip() and answer != NO_ANSWER:
+        elif answer.strip() and answer != UNPARSED:
             parsed = parse("\\boxed{" + _unwrap(answer) + "}",
                            parsing_timeout=self._timeout())
             if parsed:
@@ -242,4 +242,5 @@ def get_normalizer(name: str) -> Callable[[str], str]:
     try:
         return NORMALIZERS[name]
     except KeyError:
-        raise ValueError(f"unknown normalizer {name!r}; choose from {', '.join(NORMALIZERS)}")
+        raise ValueError(
+            f"unknown normalizer {name!r}; choose from {', '.join(NORMALIZERS)}") from None

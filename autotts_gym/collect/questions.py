@@ -43,11 +43,11 @@ def load_questions(path: Path | str, question_col: str = "question",
     else:
         raise ValueError(f"{path}: expected a .jsonl or .csv file")
     out = []
-    for line, r in rows:
+    for lineno, r in rows:
         for col in (question_col, answer_col):
             v = r.get(col)
             if v is None or (isinstance(v, str) and not v.strip()):
-                raise ValueError(f"{path}: line {line}: column {col!r} is missing or empty")
+                raise ValueError(f"{path}: line {lineno}: column {col!r} is missing or empty")
         out.append(Question(str(r[question_col]), str(r[answer_col]).strip()))
     if not out:
         raise ValueError(f"{path}: no questions")

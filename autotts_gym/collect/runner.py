@@ -312,7 +312,8 @@ def collect(questions: list[Question], client: Client, out: Path | str,
         return {"q": q, "t": t, **rec}
 
     with ThreadPoolExecutor(max_workers=cfg.concurrency) as pool:
-        pending, queue = set(), iter(todo)
+        pending: set[Future[dict]] = set()
+        queue = iter(todo)
         while True:
             while len(pending) < cfg.concurrency and not capped:
                 nxt = next(queue, None)

@@ -64,7 +64,7 @@ class ChatTemplate:
             path = Path(template_file)
             if not path.is_file():
                 raise TemplateError(f"{path}: chat template file not found")
-            text = path.read_text(encoding="utf-8")
+            text: str | None = path.read_text(encoding="utf-8")
         else:
             text = getattr(tok, "chat_template", None)
             if isinstance(text, dict):
