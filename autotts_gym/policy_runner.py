@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 import gymnasium as gym
 import numpy as np
 
-from .core import NO_ANSWER, EpisodeBatch
+from .core import NO_ANSWER_ID as NO_ANSWER
+from .core import EpisodeBatch
 from .errors import AutoTTSError
 from .store import ReplaySet, ReplayStore
 
@@ -126,7 +127,7 @@ def act_batch(policy: GymPolicy, obs: Any, masks: np.ndarray) -> np.ndarray:
         n = masks.shape[0]
         rows = ([{k: v[i] for k, v in obs.items()} for i in range(n)]
                 if isinstance(obs, dict) else list(obs))
-        return np.array([int(policy.policy(o, m)) for o, m in zip(rows, masks)])
+        return np.array([int(policy.policy(o, m)) for o, m in zip(rows, masks, strict=True)])
     if policy._masked:
         action, _ = policy._predict(obs, action_masks=masks, deterministic=True)
     else:
@@ -217,7 +218,7 @@ def run_batched(policy, method, store, rs, beta, seeds, kappa_probe=0.0, max_ste
         actions = act_batch(policy, _stack([s["obs"] for s in slots]),
                             np.stack([s["mask"] for s in slots]))
         keep = []
-        for s, a in zip(slots, actions):
+        for s, a in zip(slots, actions, strict=True):
             obs, _, term, trunc, info = s["env"].step(int(a))
             s["steps"] += 1
             if not (term or trunc):
@@ -306,15 +307,26 @@ class MacroBatch:
     def _can_branch(self, rows):
         return (self.eb.n_open[rows] < self.N) & self.eb.can_branch()[rows]
 
+    def _leader(self, rows) -> np.ndarray:
+        """The answer id ANSWER would give now (the env's ``leader``: majority over the
+        unpruned revealed answers in slot order, first listed on ties; -1 for none)."""
+        from .voting import batch_majority
+
+        opened, _, pruned, _ = self._view(rows)
+        ids = self.eb.revealed[rows, :self.N]
+        ids = np.where(opened & ~pruned & (ids >= 0), ids, -1)
+        return batch_majority(ids, self.n_ids)[0]
+
     def _dissenters(self, rows) -> np.ndarray:
+        """Active slots whose latest answer is not the leader (keeping one active)."""
         _, _, _, active = self._view(rows)
-        votes = self.votes[rows]
-        top = np.argmax(votes, axis=1)
-        ok = (active.sum(1) >= 2) & (votes.sum(1) > 0)
-        diss = active & (self.answer[rows] != top[:, None]) & ok[:, None]
+        lead = self._leader(rows)
+        ok = (active.sum(1) >= 2) & (lead >= 0)
+        diss = active & (self.eb.revealed[rows, :self.N] != lead[:, None]) & ok[:, None]
         all_d = diss.sum(1) >= active.sum(1)
         first = np.argmax(diss, axis=1)
-        diss[np.flatnonzero(all_d & ok), first[all_d & ok]] = False
+        sel = all_d & ok
+        diss[np.flatnonzero(sel), first[sel]] = False
         return diss
 
     def action_masks(self, rows) -> np.ndarray:
@@ -434,12 +446,5 @@ class MacroBatch:
         return done
 
     def _answer(self, rows: np.ndarray) -> None:
-        """The env's ANSWER: majority over unpruned revealed answers in slot order."""
-        from .voting import batch_majority
-
-        eb, N = self.eb, self.N
-        opened, _, pruned, _ = self._view(rows)
-        ids = eb.revealed[rows, :N]
-        ids = np.where(opened & ~pruned & (ids >= 0), ids, -1)
-        winner, _, _ = batch_majority(ids, self.n_ids)
-        self.final[rows] = winner
+        """The env's ANSWER: its leader (majority over unpruned revealed answers)."""
+        self.final[rows] = self._leader(rows)

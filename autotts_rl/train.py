@@ -5,9 +5,9 @@ of the observation. Training and model selection see only the search set (the pr
 :class:`~autotts_gym.protocol.Split`; aime24 by default); held-out benchmarks are refused.
 A run directory holds ``config.yaml``, ``meta.json`` (seeds, versions, steps, data hashes),
 ``checkpoints/last.zip`` (what ``--resume`` continues from), ``best.zip`` (chosen among
-the periodic search-set evaluations by :func:`autotts_gym.stats.select_best`; its score and
-the episodes behind it are stored *inside* the zip, so all three are written by one rename), ``final.zip`` (the final weights, always evaluated),
-``evals.jsonl`` and TensorBoard logs in ``tb/``. ``.lock`` keeps one writer per run.
+the periodic search-set evaluations by :func:`autotts_gym.stats.select_best`; its score
+and the episodes behind it are stored *inside* the zip: all three written by one
+rename), ``final.zip`` (the final weights, always evaluated), ``evals.jsonl`` and TensorBoard logs in ``tb/``. ``.lock`` keeps one writer per run.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import yaml
 
 from autotts_gym.errors import AutoTTSError, UsageError
 from autotts_gym.protocol import ProtocolError, Split
+
 SCORE_ENTRY = "autotts_score.json"  # the evaluation stored inside best.zip
 RECORDS_ENTRY = "autotts_records.json"  # and the search-set episodes it was chosen on
 
