@@ -7,7 +7,8 @@ A run directory holds ``config.yaml``, ``meta.json`` (seeds, versions, steps, da
 ``checkpoints/last.zip`` (what ``--resume`` continues from), ``best.zip`` (chosen among
 the periodic search-set evaluations by :func:`autotts_gym.stats.select_best`; its score
 and the episodes behind it are stored *inside* the zip: all three written by one
-rename), ``final.zip`` (the final weights, always evaluated), ``evals.jsonl`` and TensorBoard logs in ``tb/``. ``.lock`` keeps one writer per run.
+rename), ``final.zip`` (the final weights, always evaluated), ``evals.jsonl`` and
+TensorBoard logs in ``tb/``. ``.lock`` keeps one writer per run.
 """
 
 from __future__ import annotations
