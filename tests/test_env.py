@@ -251,7 +251,7 @@ def test_answer_votes_unpruned_latest_answers_in_slot_order(tmp_path):
     for i in range(4):
         env.step(encode("prune", i, 4))
     *_, info = env.step(ANSWER)
-    assert info["answer"] is None and not info["correct"]
+    assert info["answer"] == "" and not info["answered"] and not info["correct"]
     # a custom aggregator gets the answer strings in slot order
     seen = []
     env = AutoTTSEnv(store=store, max_width=4, aggregator=lambda xs: seen.append(xs) or xs[-1])
@@ -370,7 +370,6 @@ def test_sc64_through_env_actions_costs_interval_overshoot(synthetic_store, synt
     """Per episode, the same answer as the SC@64 controller (agents.baselines.sc) run
     through a Session on the same order; tokens = its tokens + the interval overshoot."""
     from autotts_gym.baselines.sc import SelfConsistency
-
     from autotts_gym.core import Episode
     from autotts_gym.session import Session
 
@@ -466,7 +465,7 @@ def test_reset_options_pin_the_episode(synthetic_store_dir):
     *_, info = env.step(ANSWER)
     assert (info["model"], info["benchmark"], info["problem"], info["order_seed"],
             info["beta"]) == ("Qwen3-1.7B", "hmmt25", 7, 11, 0.9)
-    assert info["answer"] is None and info["tokens"] == 0.0 and info["width"] == 0
+    assert not info["answered"] and info["tokens"] == 0.0 and info["width"] == 0
     with pytest.raises(ValueError, match="unknown reset options"):
         env.reset(options={"problme": 3})
     with pytest.raises(ValueError, match="problem"):
