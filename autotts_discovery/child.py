@@ -7,10 +7,19 @@ a gold answer, an unrevealed answer or a store path: the parent owns every
 
 Steps: drop to the jail's own uid (when the jail's setup ran as the namespace's root),
 set resource limits, load the candidate with :func:`autotts_gym.controllers.load_controller`
-from a file in the work directory, then play the episodes the parent names. Episodes run
-in ``lanes`` greenlets, each lane with its own controller instance playing its episodes one
-after another; the session calls of all lanes go to the parent in one message and come
-back in one reply (see :mod:`.wire` for the messages).
+from a file in the work directory (``FILE.py:CLASS`` and its config come as data), then
+play the episodes the parent names. Episodes run in ``lanes`` greenlets; the session calls
+of all lanes go to the parent in one message and come back in one reply.
+
+No episode sees what another wrote (:class:`Fresh`): each starts from a fresh module
+namespace (the candidate's code, compiled once, executed again into a new module object
+that is never put in ``sys.modules``) and a fresh controller, with the shared state a
+controller can reach by plain means restored (the global RNGs of ``random`` and
+``numpy.random``, the top-level namespaces of ``builtins`` and the modules a controller may
+import, foreign ``sys.modules`` entries, ``os.environ``); the work directory is not
+writable once the candidate is loaded. Episodes of one problem never run at the same time:
+a unit is played in waves (the parent names each episode's wave; one episode per problem
+in a wave), and a wave starts when the previous one has ended.
 
 Standard library, greenlet and ``autotts_gym``'s pure-Python modules only: this file is
 executed in the jail, where nothing else is mounted.
@@ -44,7 +53,8 @@ def lock_down(cfg: dict) -> None:
         os.setresuid(uid, uid, uid)
     if os.getuid() != uid or os.geteuid() != uid:
         raise SystemExit(f"jail: running as uid {os.getuid()}, expected {uid}")
-    _limit(resource.RLIMIT_CPU, int(cfg["cpu_seconds"]))
+    cpu = int(cfg["cpu_seconds"])  # SIGXCPU (reported as a timeout) before SIGKILL
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     _limit(resource.RLIMIT_AS, int(cfg["memory_mb"]) * MB)
     _limit(resource.RLIMIT_FSIZE, int(cfg["output_mb"]) * MB)
     _limit(resource.RLIMIT_NOFILE, 64)
@@ -121,24 +131,149 @@ class Failure(Exception):
         self.kind, self.ep, self.message = kind, ep, message
 
 
-def play(chan: Channel, spec, instantiate, proxy, msg: dict, cfg: dict) -> None:
-    """Play one unit: episodes ``0..n-1`` at ``beta`` in up to ``lanes`` greenlets, split in
+_MISSING = object()
+
+
+class Fresh:
+    """Per episode: the shared state restored, then a fresh module and controller."""
+
+    def __init__(self, code: str, path: str, cls: str | None, config: dict | None,
+                 shared: list[str]) -> None:
+        import random
+        import types
+
+        from autotts_gym.controllers import instantiate, load_controller
+
+        self._code = compile(code, path, "exec")
+        self._path, self._cls, self._config = path, cls, config or None
+        self._load, self._instantiate, self._module = load_controller, instantiate, \
+            types.ModuleType
+        self._workdir = os.path.dirname(path)
+        self._random = random
+        self._np_random = sys.modules.get("numpy.random")
+        self._rng = random.getstate()
+        self._np_rng = self._np_random.get_state() if self._np_random else None
+        self._environ = dict(os.environ)
+        self._watched: dict[str, tuple[dict, dict]] = {}
+        self._n_modules = 0
+        self._watch(init=True)
+        self._checked = [self._watched[n] for n in ("builtins", *shared)
+                         if n in self._watched]  # compared entry by entry
+        import gc
+
+        self._gc = gc
+        gc.collect()
+        gc.freeze()  # what is loaded now is never scanned again: collecting stays cheap
+
+    def _watch(self, init: bool = False) -> None:
+        """Snapshot the namespace of every module not seen yet; drop ``sys.modules``
+        entries that are not modules loaded from a spec (a place to stash state)."""
+        for name, mod in list(sys.modules.items()):
+            if name in self._watched:
+                continue
+            if not isinstance(mod, self._module) or getattr(mod, "__spec__", None) is None:
+                if not init:
+                    del sys.modules[name]
+                continue
+            d = vars(mod)
+            self._watched[name] = (d, dict(d))
+        self._n_modules = len(sys.modules)
+
+    def reset(self) -> None:
+        """Restore what an earlier episode may have written (cheap when it wrote nothing)."""
+        if len(sys.modules) != self._n_modules:
+            self._watch()
+        for d, snap in self._checked:
+            if len(d) != len(snap) or any(d.get(k, _MISSING) is not v for k, v in snap.items()):
+                _restore(d, snap)
+        for d, snap in self._watched.values():
+            if len(d) != len(snap):
+                _restore(d, snap)
+        self._random.setstate(self._rng)
+        if self._np_random is not None:
+            self._np_random.set_state(self._np_rng)
+        if os.environ != self._environ:
+            os.environ.clear()
+            os.environ.update(self._environ)
+        _seal(self._workdir, os.path.basename(self._path))
+        self._gc.collect()  # an earlier episode's module and objects: gone, not just unused
+
+    def controller(self, beta: float):
+        self.reset()
+        module = self._module("candidate")
+        module.__file__ = self._path
+        sys.modules["candidate"] = module  # while its body runs (dataclasses look it up)
+        try:
+            exec(self._code, vars(module))  # the candidate's code, jailed
+        finally:
+            sys.modules.pop("candidate", None)
+        spec = self._load(module, name="candidate", config=self._config, cls=self._cls)
+        return self._instantiate(spec, beta)
+
+
+def _restore(d: dict, snap: dict) -> None:
+    name = snap.get("__name__")
+    for k in [k for k in d if k not in snap]:
+        v = d[k]
+        if isinstance(name, str) and sys.modules.get(f"{name}.{k}") is v:
+            snap[k] = v  # a submodule imported since (``import pkg.sub`` binds it)
+        else:
+            del d[k]
+    for k, v in snap.items():
+        if d.get(k, _MISSING) is not v:
+            d[k] = v
+
+
+def _seal(workdir: str, keep: str) -> None:
+    """The work directory read-only, holding only the candidate's file."""
+    try:
+        if os.stat(workdir).st_mode & 0o222:
+            os.chmod(workdir, 0o555)
+        names = os.listdir(workdir)
+    except OSError:
+        return
+    if names != [keep]:
+        import shutil
+
+        os.chmod(workdir, 0o755)
+        for n in names:
+            if n != keep:
+                p = os.path.join(workdir, n)
+                shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) \
+                    else os.unlink(p)
+        os.chmod(workdir, 0o555)
+
+
+def play(chan: Channel, fresh: Fresh, proxy, msg: dict, cfg: dict) -> None:
+    """Play one unit, wave by wave (episodes of one problem never overlap in time)."""
+    states, waves = msg["states"], msg["waves"]
+    for w in sorted(set(waves)):
+        _wave(chan, fresh, proxy, float(msg["beta"]), states,
+              [i for i, x in enumerate(waves) if x == w], cfg)
+
+
+def _wave(chan: Channel, fresh: Fresh, proxy, beta: float, states: list, eps: list[int],
+          cfg: dict) -> None:
+    """Episodes ``eps`` in up to ``lanes`` greenlets, each with a fresh controller, split in
     two groups so that one group runs while the parent serves the other's calls."""
     import greenlet
 
-    beta, states = float(msg["beta"]), msg["states"]
     cap = int(cfg["max_answer_chars"])
-    todo = list(range(len(states)))[::-1]
+    todo = eps[::-1]
     hub = greenlet.getcurrent()
     done: list = []
 
     def lane() -> None:
-        try:
-            ctl = instantiate(spec, beta)
-        except BaseException as e:  # noqa: BLE001 (whatever the candidate raises)
-            raise Failure("load", None, _error(e)) from None
         while todo:
             ep = todo.pop()
+            try:
+                ctl = fresh.controller(beta)
+            except MemoryError:
+                raise Failure("memory", ep, "MemoryError on load") from None
+            except BaseException as e:  # whatever the candidate raises
+                if isinstance(e, greenlet.GreenletExit):
+                    raise
+                raise Failure("load", ep, _error(e)) from None
             try:
                 answer = ctl.solve(proxy(ep, beta, states[ep], hub))
             except MemoryError:
@@ -147,6 +282,7 @@ def play(chan: Channel, spec, instantiate, proxy, msg: dict, cfg: dict) -> None:
                 if isinstance(e, greenlet.GreenletExit):
                     raise
                 raise Failure("runtime_error", ep, f"solve raised {_error(e)}") from None
+            ctl = None  # nothing of this episode stays reachable once it has ended
             if answer is not None:
                 if not isinstance(answer, str):
                     raise Failure("bad_return", ep, f"solve returned "
@@ -188,16 +324,29 @@ def main() -> None:
     lock_down(cfg)
     chan = Channel(int(cfg["in_fd"]), int(cfg["out_fd"]))
     try:
+        import importlib
         import inspect
 
         from autotts_gym.contracts import SESSION_METHODS, SESSION_PROPERTIES, SessionAPI
-        from autotts_gym.controllers import instantiate, load_controller
+        from autotts_gym.controllers import load_controller
 
+        for name in cfg["shared"]:  # loaded before any candidate code: their clean state
+            try:
+                importlib.import_module(name)
+            except ImportError:
+                pass
         init = chan.recv()
+        code, cls, config = init["code"], init.get("cls"), init.get("config")
         path = os.path.join(cfg["workdir"], "candidate.py")
         with open(path, "w", encoding="utf-8") as f:
-            f.write(init["code"])
-        spec = load_controller(path, name="candidate")
+            f.write(code)
+        before = set(sys.modules)
+        load_controller(path if cls is None else f"{path}:{cls}", name="candidate",
+                        config=config or None)  # fails early, with the loader's message
+        for name in set(sys.modules) - before:
+            if name.startswith("autotts_user_controller_"):
+                del sys.modules[name]  # episodes use their own module objects
+        fresh = Fresh(code, path, cls, config, cfg["shared"])
         arity = {m: len(inspect.signature(getattr(SessionAPI, m)).parameters) - 1
                  for m in SESSION_METHODS}
         proxy = make_proxy(SESSION_METHODS, SESSION_PROPERTIES, arity)
@@ -213,7 +362,7 @@ def main() -> None:
         if msg.get("t") != "unit":
             return
         try:
-            play(chan, spec, instantiate, proxy, msg, cfg)
+            play(chan, fresh, proxy, msg, cfg)
         except Failure as f:
             chan.send({"t": "fail", "kind": f.kind, "ep": f.ep, "msg": f.message})
             return

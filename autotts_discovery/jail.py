@@ -38,6 +38,8 @@ from pathlib import Path
 
 from autotts_gym.errors import AutoTTSError
 
+from .codecheck import ALLOWED_IMPORTS
+
 LIB = "/sandbox/lib"
 WORK = "/sandbox/work"
 CHILD = "/sandbox/child.py"
@@ -51,6 +53,9 @@ ENV = {"PATH": "/nonexistent", "HOME": WORK, "TMPDIR": WORK, "LANG": "C.UTF-8",
        "PYTHONDONTWRITEBYTECODE": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
        "MKL_NUM_THREADS": "1"}
 UID_RANGE = (1_000_000, 2_000_000_000)
+SHARED = ("builtins", *ALLOWED_IMPORTS[1:])
+"""Modules whose namespaces the child restores before every episode (loaded before the
+candidate: the ones codecheck lets a controller import)."""
 
 
 class JailUnavailable(AutoTTSError):
@@ -204,7 +209,8 @@ def start(spec: JailSpec, setup_seconds: float = 30.0) -> Running:
     c2p_r, c2p_w = os.pipe()
     cfg = {"uid": uid, "workdir": WORK, "lib": LIB, "cpu_seconds": spec.cpu_seconds,
            "memory_mb": spec.memory_mb, "output_mb": spec.output_mb, "lanes": spec.lanes,
-           "max_answer_chars": spec.max_answer_chars, "in_fd": p2c_r, "out_fd": c2p_w}
+           "max_answer_chars": spec.max_answer_chars, "in_fd": p2c_r, "out_fd": c2p_w,
+           "shared": list(SHARED)}
     init_fd = _memfd("autotts-gym-init", GYM_INIT.encode())
     bpf_fd = _memfd("autotts-seccomp", seccomp_program())
     keep = [init_fd, bpf_fd]
@@ -227,15 +233,18 @@ def start(spec: JailSpec, setup_seconds: float = 30.0) -> Running:
     argv += ["--seccomp", str(bpf_fd), "--",
              os.path.realpath(sys.executable), "-I", "-S", "-B", CHILD, json.dumps(cfg)]
     output = tempfile.TemporaryFile(prefix="autotts-jail-")  # noqa: SIM115 (kept open for the jail's lifetime)
+    # the jail writes its output through a write-only, append-only descriptor: it cannot
+    # read back what an earlier episode wrote there
+    out_w = os.open(f"/proc/self/fd/{output.fileno()}", os.O_WRONLY | os.O_APPEND)
     try:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=output, stderr=output,
+            argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
             pass_fds=(*keep, p2c_r, c2p_w), start_new_session=True)
     except OSError as e:
         raise JailUnavailable(f"cannot make a sandbox jail: starting {bwrap} failed: "
                               f"{e.strerror}") from None
     finally:
-        for fd in (p2c_r, c2p_w, init_fd, bpf_fd):
+        for fd in (p2c_r, c2p_w, init_fd, bpf_fd, out_w):
             os.close(fd)
     running = Running(proc, p2c_w, c2p_r, uid, output)
     if root:

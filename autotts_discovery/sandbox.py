@@ -97,8 +97,10 @@ class _Fault(Exception):
 class SandboxExecutor:
     """Runs candidate code in one jail for a whole evaluation (use as a context manager)."""
 
-    def __init__(self, code: str, limits: Limits = Limits(), name: str = "candidate"):
+    def __init__(self, code: str, limits: Limits = Limits(), name: str = "candidate",
+                 cls: str | None = None, config: dict | None = None):
         self.code, self.limits, self.name = code, limits, name
+        self.cls, self.config = cls, dict(config or {})
         self._jail: jail.Running | None = None
         self._buf = b""
         self._t0 = 0.0
@@ -141,7 +143,8 @@ class SandboxExecutor:
         return self._jail.uid if self._jail else None
 
     def _load(self) -> None:
-        self._send({"t": "init", "code": self.code}, self.limits.load_seconds)
+        self._send({"t": "init", "code": self.code, "cls": self.cls, "config": self.config},
+                   self.limits.load_seconds)
         msg = self._recv(self.limits.load_seconds)
         if msg.get("t") == "fail":
             self._child_fail(msg, 0)
@@ -167,8 +170,8 @@ class SandboxExecutor:
         lim = self.limits
         n = self._n = len(sessions)
         self._send({"t": "unit", "beta": beta,
-                    "states": [[getattr(s, p) for p in STATE] for s in sessions]},
-                   lim.reply_seconds)
+                    "states": [[getattr(s, p) for p in STATE] for s in sessions],
+                    "waves": _waves(sessions)}, lim.reply_seconds)
         answers: list = [None] * n
         finished = [False] * n
         queries = [0] * n
@@ -356,6 +359,18 @@ class SandboxExecutor:
                       f"{clean(last[0], 160)}".rstrip())
 
 
+def _waves(sessions: Sequence[Session]) -> list[int]:
+    """Each session's wave: how many sessions of its problem come before it (the child
+    never runs two episodes of one problem at the same time)."""
+    seen: dict[int, int] = {}
+    out = []
+    for s in sessions:
+        key = id(s._ep.tables)  # one ProblemTables per problem
+        out.append(seen.get(key, 0))
+        seen[key] = out[-1] + 1
+    return out
+
+
 def _int(v: object, what: str) -> int:
     if type(v) is not int or not -_INT_BOUND < v < _INT_BOUND:
         raise _Fault(FailureKind.PROTOCOL, f"{what} is not a small integer: {clean(v, 40)}")
@@ -382,13 +397,17 @@ def evaluate_in_sandbox(
     method: str = "candidate",
     max_traces: int = 6,
     trace: bool = True,
+    cls: str | None = None,
+    config: dict | None = None,
 ) -> SandboxResult:
     """Score controller code over (set, beta, problem, seed) in one jail, through the
-    harness. Never raises for anything the candidate does; raises
+    harness. ``cls`` picks a release-style class of the code (``FILE.py:CLASS``) and
+    ``config`` (JSON-able, already checked) goes to it, through the same loader as
+    in-process. Never raises for anything the candidate does; raises
     :class:`~.jail.JailUnavailable` when no jail can be made."""
     t0 = time.monotonic()
     jail.require_jail()
-    ex = SandboxExecutor(code, limits, method)
+    ex = SandboxExecutor(code, limits, method, cls, config)
     info: dict = {}
     try:
         ex.start()

@@ -91,17 +91,19 @@ def split_class(spec: str) -> tuple[str, str | None]:
 
 def load_controller(spec: str | Path | ModuleType | ControllerFactory | ControllerSpec,
                     name: str | None = None,
-                    config: str | Mapping[str, Any] | None = None) -> ControllerSpec:
+                    config: str | Mapping[str, Any] | None = None,
+                    cls: str | None = None) -> ControllerSpec:
     """Resolve a registry name (``cmc``), module path (``pkg.mod``), file (``x.py``),
     module object or ``make_controller`` callable into a :class:`ControllerSpec`.
 
     ``SPEC:CLASS`` (a file, module or user controller name) runs the release-style class
     ``CLASS``; so does a module without ``make_controller`` whose only release-style class
     it is. ``config`` (a dict or ``KEY=VALUE,...``) goes to a release-style class as
-    ``config={"beta": beta, **config}``; for other controllers it is an error.
+    ``config={"beta": beta, **config}``; for other controllers it is an error. ``cls``
+    names the class apart from ``spec`` (e.g. with a module object).
     """
     cfg = parse_controller_config(config)
-    out, release = _load(spec, name, cfg)
+    out, release = _load(spec, name, cfg, cls)
     if cfg and not release:
         raise ControllerError(f"controller {out.name}: --controller-config applies only to "
                               "release-style classes (FILE.py:CLASS); this one is built by "
@@ -121,13 +123,17 @@ def load_controllers(specs: Sequence[str], config: str | Mapping[str, Any] | Non
     return [spec for spec, _ in loaded]
 
 
-def _load(spec, name: str | None, cfg: dict[str, Any]) -> tuple[ControllerSpec, bool]:
+def _load(spec, name: str | None, cfg: dict[str, Any], cls: str | None = None
+          ) -> tuple[ControllerSpec, bool]:
     """(the controller, whether it is a release-style class)."""
     if isinstance(spec, ControllerSpec):
         return spec, False
-    cls_name = None
+    cls_name = cls
     if isinstance(spec, str):
-        spec, cls_name = split_class(spec)
+        spec, named = split_class(spec)
+        if named is not None and cls is not None and named != cls:
+            raise ControllerError(f"{spec}: class {named} named twice, and as {cls}")
+        cls_name = named or cls
     module, source, default = _resolve(spec, name)
     if isinstance(module, ControllerSpec):
         return module, False
@@ -147,11 +153,11 @@ def _load(spec, name: str | None, cfg: dict[str, Any]) -> tuple[ControllerSpec, 
                 f"class (a class with solve(question), built as Cls(config=...)){why}")
     if cls_name is not None:
         try:
-            cls = check_release_class(module, cls_name, source)
+            klass = check_release_class(module, cls_name, source)
         except ReleaseClassError as e:
             raise ControllerError(str(e)) from None
         return ControllerSpec(name or cls_name, f"{source}:{cls_name}",
-                              partial(ReleaseController, cls, config=cfg)), True
+                              partial(ReleaseController, klass, config=cfg)), True
     return ControllerSpec(default or source.rsplit(".", 1)[-1], source,
                           cast(ControllerFactory, make)), False
 

@@ -77,15 +77,17 @@ class Executor(Protocol):
 
 
 class InProcess:
-    """The in-process executor: ``make_controller(beta).solve(session)`` in this process."""
+    """The in-process executor: ``make_controller(beta).solve(session)`` in this process,
+    a fresh controller per episode (unless one ``controller`` is given), as in the sandbox.
+    Trusted code only: module state is shared (the sandbox isolates episodes)."""
 
     def __init__(self, spec: ControllerSpec, controller: Any = None):
         self.spec, self.name, self._ctl = spec, spec.name, controller
 
     def solve(self, beta: float, sessions: Sequence[Session]) -> list[Any]:
-        ctl = self._ctl if self._ctl is not None else instantiate(self.spec, beta)
         answers = []
         for i, session in enumerate(sessions):
+            ctl = self._ctl if self._ctl is not None else instantiate(self.spec, beta)
             try:
                 answers.append(ctl.solve(session))
             except StepLimitExceeded as e:
@@ -324,7 +326,7 @@ def _run_controller(entry: ControllerSpec | Executor, method: str, job: dict, rs
                         bool(a != NO_ANSWER_ID and a == p.gold_id),
                         float(batch.tokens[row]), int(batch.steps[row])))
             return out, traces
-        executor: Executor = InProcess(entry, ctl)
+        executor: Executor = InProcess(entry)  # a fresh controller per episode
     else:
         executor = entry
     cells = [(p, seed) for p in rs.problems for seed in unit.seeds]

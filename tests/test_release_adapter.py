@@ -471,6 +471,53 @@ def test_cli_eval_runs_a_release_class(tmp_path, synthetic_store_dir):
     assert r.returncode == 0, r.stderr
 
 
+def _class_records(out: Path) -> list[str]:
+    return [line for line in (out / "records.jsonl").read_text().splitlines()
+            if '"method": "SelfConsistency"' in line]
+
+
+def test_cli_eval_sandbox_runs_a_release_class_with_config(tmp_path, synthetic_store_dir):
+    """``eval --sandbox --controller FILE.py:CLASS --controller-config k=v``: the class name
+    and the config reach the jail as data; the records equal the in-process run's."""
+    from sandbox_util import need_jail
+
+    need_jail()
+    common = ("eval", "--controller", f"{FIXTURE}:SelfConsistency", "--controller-config",
+              "n_samples=4", "--replay-dir", str(synthetic_store_dir), "--models", "Qwen3-4B",
+              "--benchmarks", "aime24", "--seeds", "0-1", "--betas", "0,1", "--baselines", "",
+              "--workers", "1", "--no-progress")
+    runs = {}
+    for mode in ("jail", "here"):
+        out = tmp_path / mode
+        r = _cli(*common, *(["--sandbox"] if mode == "jail" else []), "--out", str(out))
+        assert r.returncode == 0, r.stderr
+        runs[mode] = _class_records(out)
+    assert runs["jail"] == runs["here"] and len(runs["jail"]) == 120
+    # the config reached the class: 4 samples, not the default 64
+    four = _cli(*common[:4], "n_samples=64", *common[5:], "--sandbox", "--out",
+                str(tmp_path / "64"))
+    assert four.returncode == 0, four.stderr
+    assert _class_records(tmp_path / "64") != runs["jail"]
+
+
+@pytest.mark.parametrize("extra,needle", [
+    (["--controller", f"{FIXTURE}:NoSuchClass"], "no class NoSuchClass"),
+    (["--controller", f"{FIXTURE}:SelfConsistency", "--controller-config", "beta=1"],
+     "beta is set per run"),
+    (["--controller", str(REPO / "autotts_gym" / "baselines" / "cmc.py"),
+      "--controller-config", "k=1"], "applies only to release-style"),
+])
+def test_cli_eval_sandbox_errors_are_one_line(tmp_path, synthetic_store_dir, extra, needle):
+    from sandbox_util import need_jail
+
+    need_jail()
+    r = _cli("eval", "--sandbox", *extra, "--replay-dir", str(synthetic_store_dir),
+             "--models", "Qwen3-4B", "--benchmarks", "aime24", "--seeds", "0",
+             "--baselines", "", "--no-progress", "--out", str(tmp_path / "o"))
+    assert r.returncode != 0 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert len([line for line in r.stderr.splitlines() if "error" in line]) == 1
+
+
 @pytest.mark.parametrize("extra,needle", [
     (["--controller", str(FIXTURE)], "several release-style classes"),
     (["--controller", f"{FIXTURE}:SelfConsistency", "--controller-config", "beta=1"],

@@ -132,7 +132,8 @@ def test_a_well_formed_exchange_is_served(synthetic_store):
 
 def test_the_jail_from_inside(synthetic_store):
     """No host /proc, no store, no network, no h5py; numpy and scipy importable; a fresh
-    uid; a read-only library; a small writable work dir."""
+    uid; a read-only library; a work dir the candidate cannot write once loaded (no state
+    from one episode to the next)."""
     need_jail()
     code = ctl("""
         import json, os, socket
@@ -156,7 +157,11 @@ def test_the_jail_from_inside(synthetic_store):
             facts["lib_writable"] = True
         except OSError:
             facts["lib_writable"] = False
-        open("w", "w").write("x")
+        try:
+            open("w", "w").write("x")
+            facts["work_writable"] = True
+        except OSError:
+            facts["work_writable"] = False
         return json.dumps(facts, separators=(",", ":"))
         """)
     res = evaluate_in_sandbox(code, synthetic_store, models="Qwen3-4B", seeds=[0],
@@ -171,6 +176,7 @@ def test_the_jail_from_inside(synthetic_store):
     assert facts["autotts_gym.synthetic"] is False
     assert facts["numpy"] and facts["scipy.special"] and facts["autotts_gym.voting"]
     assert facts["lib_writable"] is False and facts["cwd"] == "/sandbox/work"
+    assert facts["work_writable"] is False
     assert facts["uid"] != 0 and facts["uid"] == res.jail["uid"]
 
 

@@ -196,9 +196,6 @@ def cmd_eval(args) -> int:
     store = open_store_verbose(args.replay_dir)
     seeds = _seeds(args)
     t0 = time.perf_counter()
-    if args.sandbox and args.controller_config:
-        raise UsageError("--controller-config does not reach --sandbox runs yet; "
-                         "set the defaults in the class instead")
     base = [e for e in baseline_entries(args.baselines, args.betas, store, args)
             if e[0] != args.controller]
     if args.sandbox:
@@ -232,22 +229,30 @@ def cmd_eval(args) -> int:
 
 
 def _sandboxed(args, store, seeds):
-    """Evaluate a controller file in the discovery jail (untrusted code); the static check
-    runs first as advice (the jail is the boundary)."""
+    """Evaluate a controller file (``FILE.py`` or ``FILE.py:CLASS``) in the discovery jail
+    (untrusted code); the class name and the checked ``--controller-config`` go to the
+    jail as data, where the same loader runs. The static check runs first as advice (the
+    jail is the boundary)."""
     from autotts_discovery.codecheck import check_code
     from autotts_discovery.sandbox import Limits, evaluate_in_sandbox
+    from autotts_gym.controllers import split_class
+    from autotts_gym.release import parse_controller_config
 
-    path = Path(args.controller)
+    spec, cls = split_class(args.controller)
+    path = Path(spec)
     if not path.is_file():
-        raise UsageError(f"--sandbox needs a controller file; {path} is not one")
+        raise UsageError(f"--sandbox needs a controller file (FILE.py or FILE.py:CLASS); "
+                         f"{path} is not one")
+    config = parse_controller_config(args.controller_config)
     code = path.read_text()
     check = check_code(code)
     if not check.ok:
         print(f"codecheck (advisory): {path}: {check.kind}: {check.message}", file=sys.stderr)
+    name = cls or path.stem
     res = evaluate_in_sandbox(code, store, args.models, args.benchmarks, seeds, args.betas,
                               Limits(wall_seconds=24 * 3600.0, max_steps=args.max_steps),
-                              method=path.stem, trace=args.trace)
+                              method=name, trace=args.trace, cls=cls, config=config)
     if not res.ok:  # (no jail: JailUnavailable, one line, never a weaker mode)
-        raise AutoTTSError(f"controller {path.stem} failed in the sandbox "
+        raise AutoTTSError(f"controller {name} failed in the sandbox "
                            f"({res.kind.value if res.kind else '?'}): {res.message}")
     return res.results
