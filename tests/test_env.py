@@ -211,7 +211,7 @@ def test_no_leak_of_gold_or_unrevealed_answers(tmp_path):
             seq.append((obs, info["action_mask"], r))
         runs.append((seq, info))
     (seq_a, end_a), (seq_b, end_b) = runs
-    for (o1, m1, r1), (o2, m2, r2) in zip(seq_a[:-1], seq_b[:-1]):
+    for (o1, m1, r1), (o2, m2, r2) in zip(seq_a[:-1], seq_b[:-1], strict=True):
         assert all(np.array_equal(o1[k], o2[k]) for k in o1)
         assert np.array_equal(m1, m2) and r1 == r2
     assert all(np.array_equal(seq_a[-1][0][k], seq_b[-1][0][k]) for k in seq_a[-1][0])
@@ -313,7 +313,7 @@ def test_random_masked_policy_10000_episodes(synthetic_store_dir):
             assert obs["pruned"][:k].tolist() == ep.pruned
             assert obs["finished"][:k].tolist() == ep.finished
             assert obs["active"][:k].tolist() == [
-                not (p or f) for p, f in zip(ep.pruned, ep.finished)]
+                not (p or f) for p, f in zip(ep.pruned, ep.finished, strict=True)]
             assert obs["tokens"][0] == np.float32(ep.tokens / 1e6)
             probed_at = [-1] * 16
             want = float(info["correct"]) - default_gamma(info["beta"]) * info["tokens"] / 1e6

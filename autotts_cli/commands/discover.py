@@ -14,12 +14,14 @@ def _run_flags(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     d = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
     p.add_argument("--explorer", choices=["offline", "anthropic", "openai"],
                    default=d("offline"), help="who writes controllers (default: offline)")
-    p.add_argument("--model", default=d(None), help="explorer model (anthropic, openai; default: none)")
+    p.add_argument("--model", default=d(None),
+                   help="explorer model (anthropic, openai; default: none)")
     p.add_argument("--base-url", default=d(None),
                    help="API base URL (openai: e.g. http://localhost:8000/v1; default: the SDK's)")
     llm = p.add_argument_group("--explorer openai (any OpenAI-compatible chat server)")
     llm.add_argument("--api-key-env", default=d(None), metavar="VAR",
-                     help="environment variable holding the key (default: none; local servers need none)")
+                     help="environment variable holding the key (default: none; local "
+                          "servers need none)")
     llm.add_argument("--temperature", type=float, default=d(None),
                      help="sampling temperature (default: the server's)")
     llm.add_argument("--max-tokens", type=int, default=d(4000),
@@ -29,8 +31,11 @@ def _run_flags(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     llm.add_argument("--retries", type=int, default=d(4),
                      help="on 429, 5xx and timeouts (default: 4)")
     p.add_argument("--rounds", type=int, default=d(10), help="rounds to run (default: 10)")
-    p.add_argument("--out", type=Path, default=d(None), help="run directory, e.g. runs/NAME (default: none, required)")
-    p.add_argument("--replay-dir", default=d(None), help="replay store (default: $AUTOTTS_REPLAY_DIR, the user cache, else the bundled synthetic one)")
+    p.add_argument("--out", type=Path, default=d(None),
+                   help="run directory, e.g. runs/NAME (default: none, required)")
+    p.add_argument("--replay-dir", default=d(None),
+                   help="replay store (default: $AUTOTTS_REPLAY_DIR, the user cache, else the "
+                        "bundled synthetic one)")
     p.add_argument("--models", default=d(None), help="search models (default: all)")
     p.add_argument("--search", default=d(None),
                    help="search benchmarks, comma-separated (default: aime24)")
@@ -39,7 +44,8 @@ def _run_flags(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     p.add_argument("--seeds", default=d("0-4"), help="branch-order seeds (default: 0-4)")
     p.add_argument("--betas", type=_betas, default=d(_betas("0,0.5,1")),
                    help="betas of the sweep (default: 0,0.5,1)")
-    p.add_argument("--max-usd", type=float, default=d(None), help="explorer budget in dollars (default: none)")
+    p.add_argument("--max-usd", type=float, default=d(None),
+                   help="explorer budget in dollars (default: none)")
     p.add_argument("--prices", type=Path, default=d(None),
                    help="price table (YAML/JSON model: [in, out]; default: built-in)")
     p.add_argument("--resume", action="store_true", default=d(False),
