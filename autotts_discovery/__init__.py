@@ -1,1 +1,2 @@
-"""LLM-driven discovery of controllers: explorer, prompt, sandbox and loop (optional layer over autotts_gym)."""
+"""LLM-driven discovery of controllers: explorer, prompt, sandbox and loop (an optional layer
+over autotts_gym)."""

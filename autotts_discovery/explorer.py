@@ -1,5 +1,6 @@
 """Explorers propose controller code: an LLM through the anthropic SDK or any
-OpenAI-compatible chat server, or an offline mutation search over a parameterized controller template (no API key needed)."""
+OpenAI-compatible chat server, or an offline mutation search over a parameterized
+controller template (no API key needed)."""
 
 from __future__ import annotations
 

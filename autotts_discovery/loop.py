@@ -36,6 +36,18 @@ class DiscoveryError(AutoTTSError):
 
 
 @dataclass
+class SeedController:
+    """A controller the run starts from (``--controller FILE.py[:CLASS]``): scored in the
+    jail as a round of its own before the explorer's first round, so the explorer sees it
+    in the history like any other round."""
+
+    source: str
+    code: str
+    cls: str | None = None
+    config: dict | None = None
+
+
+@dataclass
 class LoopConfig:
     rounds: int = 10
     models: list[str] | None = None
@@ -46,6 +58,7 @@ class LoopConfig:
     model: str = "offline"
     search: list[str] | None = None    # default: Split.for_benchmarks
     held_out: list[str] | None = None
+    seed_controllers: list[SeedController] = field(default_factory=list)
 
 
 def split_of(store: ReplayStore, cfg: LoopConfig) -> Split:
@@ -97,8 +110,10 @@ def run_loop(explorer: Explorer, store: ReplayStore, out: Path | str, cfg: LoopC
         if history.indices() and not resume:
             raise DiscoveryError(f"{out}: a discovery run exists here; pass --resume")
         if resume and saved.get("config"):
-            cfg = LoopConfig(**{**saved["config"], "rounds": cfg.rounds,
-                                "max_usd": cfg.max_usd})
+            old = dict(saved["config"])
+            seeds_done = [SeedController(**d) for d in old.pop("seed_controllers", [])]
+            cfg = LoopConfig(**{**old, "rounds": cfg.rounds, "max_usd": cfg.max_usd,
+                                "seed_controllers": seeds_done})
         split = split_of(store, cfg)
         cfg.search, cfg.held_out = list(split.search), list(split.held_out)
         _run(explorer, store, history, cfg, split, limits or Limits(),
@@ -121,7 +136,8 @@ def _run(explorer: Explorer, store: ReplayStore, history: History, cfg: LoopConf
     if not prices.known(cfg.model):
         log(f"explorer model {cfg.model!r} has no price in the table: cost.json records "
             "tokens only (pass --prices FILE to count dollars)")
-    while history.next_index() <= cfg.rounds:
+    _seed_rounds(store, history, cfg, split, models, limits, sc64, log)
+    while history.next_index() <= cfg.rounds + len(cfg.seed_controllers):
         k = history.next_index()
         if cfg.max_usd is not None and spent >= cfg.max_usd:
             log(f"stopping before round {k}: spent ${spent:.4f} of ${cfg.max_usd:.2f}")
@@ -168,6 +184,31 @@ def _run(explorer: Explorer, store: ReplayStore, history: History, cfg: LoopConf
     else:
         status = "done" if best(history.typed()) else "failed"
         history.write_state(_state(cfg, store, status, spent))
+
+
+def _seed_rounds(store: ReplayStore, history: History, cfg: LoopConfig, split: Split,
+                 models: Sequence[str], limits: Limits, sc64: dict[str, float], log) -> None:
+    """Score the seed controllers not yet in the history, each as one round."""
+    for i, seed in enumerate(cfg.seed_controllers, start=1):
+        if i in history.indices():
+            continue
+        t0 = time.monotonic()
+        res = evaluate_in_sandbox(seed.code, store, models, list(split.search), cfg.seeds,
+                                  cfg.betas, limits, method=f"r{i:04d}", cls=seed.cls,
+                                  config=seed.config)
+        files: dict = {"prompt.md": f"(seed controller {seed.source}; no explorer call)\n",
+                       "controller.py": seed.code,
+                       "cost.json": {"input_tokens": 0, "output_tokens": 0, "usd": 0.0},
+                       "record.json": {"round": i, **res.to_dict(), "seed": seed.source},
+                       "traces.jsonl": "".join(json.dumps(t) + "\n" for t in res.traces)}
+        if res.ok:
+            files["results.json"] = sweep_summary(res, sc64)
+            files["records.jsonl"] = records_jsonl(res.results.records)
+        files["record.json"]["seconds"] = round(time.monotonic() - t0, 2)
+        history.write_round(i, files)
+        r = Round.from_files({"index": i, **files})
+        log(f"round {i} (seed {seed.source}): {r.kind.value}"
+            + (f", score {r.score:.4f}" if r.score is not None else f": {r.message[:120]}"))
 
 
 def require_success(history: History) -> Round:

@@ -1,7 +1,8 @@
 """autotts-gym: test-time scaling of reasoning LLMs as a Gymnasium environment.
 
-Importing the package registers ``AutoTTS-v0``; ``gym.make("autotts_gym:AutoTTS-v0")``
-works without a prior import.
+Importing the package registers ``AutoTTS-v0`` (atomic actions) and ``AutoTTSMacro-v0``
+(round-level macro actions, :mod:`autotts_gym.macro_env`);
+``gym.make("autotts_gym:AutoTTSMacro-v0")`` works without a prior import.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ __version__ = "0.1.0"
 
 if "AutoTTS-v0" not in registry:
     register(id="AutoTTS-v0", entry_point="autotts_gym.env:AutoTTSEnv")
+if "AutoTTSMacro-v0" not in registry:
+    register(id="AutoTTSMacro-v0", entry_point="autotts_gym.macro_env:make_macro_env")
 
 # public names imported on first use, so ``import autotts_gym`` stays light
 _LAZY = {

@@ -111,10 +111,13 @@ class AutoTTSEnv(gym.Env):
     budget by what that step charged) or after ``max_steps`` steps (invalid ones included):
     the env then answers with the aggregator as ANSWER would and adds the correctness
     term, so every episode's return is the objective above. Stepping after the end warns
-    and is undefined (as in Gymnasium); call ``reset()``. The final ``info`` holds
-    ``correct``, ``answer``, ``tokens``, ``width`` (branches opened), ``max_depth``,
-    ``mean_depth`` (over opened slots), ``problem``, ``order_seed``, ``beta``, ``model``,
-    ``benchmark`` and ``steps``.
+    and is undefined (as in Gymnasium); call ``reset()``. Every ``info`` (reset and each
+    step) holds the same keys with the same types (so vector envs stack them and Minari's
+    ``record_infos=True`` works): ``action_mask``, ``invalid_action``, ``answered`` (True
+    once the episode ended with an answer), ``correct``, ``answer`` (the aggregated answer;
+    ``""`` before the end or when there is none), ``tokens``, ``width`` (branches opened),
+    ``max_depth``, ``mean_depth`` (over opened slots), ``problem``, ``order_seed``,
+    ``beta``, ``model``, ``benchmark`` and ``steps``.
 
     ## Arguments
     * ``replay_dir``: a store or AutoTTS JSON folder (default: the resolution of
@@ -279,8 +282,8 @@ class AutoTTSEnv(gym.Env):
         self._mask = np.zeros(n_actions(N), dtype=bool)
         self._mask[ANSWER] = True
         self._mask[BRANCH] = True
-        # the same info keys as step(), so vector envs stack them across autoresets
-        return self._obs(), {"action_mask": self._mask.copy(), "invalid_action": False}
+        # the same info keys and types on every step (vector envs, Minari record_infos)
+        return self._obs(), self._info(False, None, False)
 
     # ------------------------------------------------------------------ stepping
     def action_masks(self) -> np.ndarray:
@@ -336,14 +339,14 @@ class AutoTTSEnv(gym.Env):
             budget, cap = self.token_budget, self.max_steps
             truncated = ((budget is not None and ep.tokens >= budget)
                          or (cap is not None and self._steps >= cap))
-        info: dict[str, Any] = {"action_mask": mask.copy(), "invalid_action": invalid}
+        answer, correct = None, False
         if terminated or truncated:
             self._done = True
             answer = self.leader()
             correct = answer is not None and answer == self._problem.gold_answer
             reward += float(correct)
-            info.update(self._final_info(answer, correct))
-        return self._obs(), float(reward), terminated, truncated, info
+        return (self._obs(), float(reward), terminated, truncated,
+                self._info(invalid, answer, correct))
 
     def _on_depth(self, i: int) -> None:
         """Update flags and masks of slot i after it gained depth."""
@@ -396,16 +399,20 @@ class AutoTTSEnv(gym.Env):
             raise RuntimeError("call reset() first")
         return self._ep
 
-    def _final_info(self, answer: str | None, correct: bool) -> dict[str, Any]:
+    def _info(self, invalid: bool, answer: str | None, correct: bool) -> dict[str, Any]:
+        """The step's info: the same keys and types on every step (``answer`` is ``""``
+        and ``answered`` False until the episode ends with an answer)."""
         ep = self._episode()
         depths = ep.depth
         return {
-            "correct": bool(correct), "answer": answer, "tokens": float(ep.tokens),
-            "width": ep.n_open, "max_depth": max(depths, default=0),
-            "mean_depth": float(np.mean(depths)) if depths else 0.0,
-            "problem": self._problem.index, "order_seed": self._order_seed,
-            "beta": self._beta, "model": self._set.model, "benchmark": self._set.benchmark,
-            "steps": self._steps,
+            "action_mask": self._mask.copy(), "invalid_action": bool(invalid),
+            "answered": answer is not None, "correct": bool(correct),
+            "answer": "" if answer is None else str(answer), "tokens": float(ep.tokens),
+            "width": int(ep.n_open), "max_depth": int(max(depths, default=0)),
+            "mean_depth": float(sum(depths) / len(depths)) if depths else 0.0,
+            "problem": int(self._problem.index), "order_seed": int(self._order_seed),
+            "beta": float(self._beta), "model": self._set.model,
+            "benchmark": self._set.benchmark, "steps": int(self._steps),
         }
 
     def _obs(self) -> dict[str, np.ndarray]:

@@ -248,15 +248,27 @@ class GymPolicy:
     """Wraps an SB3 model (``predict``) or a callable ``(obs, mask) -> action``.
 
     ``env_kwargs`` are extra AutoTTS-v0 arguments (e.g. ``max_width``); ``wrapper`` maps
-    the env to the one the policy acts on (e.g. :class:`~autotts_gym.wrappers.RoundMacroWrapper`).
+    the env to the one the policy acts on (e.g. :class:`~autotts_gym.wrappers.RoundMacroWrapper`);
+    ``"auto"`` picks the macro wrapper for a model whose observation space is the macro
+    wrapper's vector, else none. ``runner`` is how episodes are stepped
+    (:mod:`autotts_gym.policy_runner`: ``"auto"``, ``"vector"``, ``"batched"``,
+    ``"episode"``; all give the same records).
     """
 
     def __init__(self, policy: Any, name: str | None = None, env_kwargs: dict | None = None,
-                 wrapper: Callable[[gym.Env], gym.Env] | None = None):
+                 wrapper: Callable[[gym.Env], gym.Env] | str | None = "auto",
+                 runner: str = "auto"):
+        from .policy_runner import RUNNERS
+
         self.policy = policy
         self.name = name or type(policy).__name__
         self.env_kwargs = dict(env_kwargs or {})
+        if wrapper == "auto":
+            wrapper = _infer_wrapper(policy)
         self.wrapper = wrapper
+        if runner not in RUNNERS:
+            raise ValueError(f"runner must be one of {', '.join(RUNNERS)}, got {runner!r}")
+        self.runner = runner
         predict = getattr(policy, "predict", None)
         self._predict = predict
         self._masked = (predict is not None
@@ -270,6 +282,16 @@ class GymPolicy:
         else:
             action, _ = self._predict(obs, deterministic=True)
         return int(np.asarray(action).reshape(-1)[0])
+
+
+def _infer_wrapper(policy: Any) -> Callable[[gym.Env], gym.Env] | None:
+    """The macro wrapper for a model seeing its feature vector, else None (atomic env)."""
+    from .wrappers import FEATURES, RoundMacroWrapper
+
+    space = getattr(policy, "observation_space", None)
+    if isinstance(space, gym.spaces.Box) and space.shape == (len(FEATURES),):
+        return RoundMacroWrapper
+    return None
 
 
 def _is_gym_policy(policy: Any) -> bool:
@@ -296,7 +318,10 @@ def _run_unit(unit: _Unit) -> tuple[list[EpisodeRecord], dict]:
     rs: ReplaySet = job["store"].load(unit.model, unit.benchmark)
     policy, method = job["entries"][unit.entry]
     if isinstance(policy, GymPolicy):
-        return _run_gym(policy, method, job, rs, unit), {}
+        from .policy_runner import run_episodes
+
+        return run_episodes(policy, method, job["store"], rs, unit.beta, unit.seeds,
+                            job["kappa_probe"], job["max_steps"]), {}
     return _run_controller(policy, method, job, rs, unit)
 
 
@@ -356,37 +381,6 @@ def _run_controller(entry: ControllerSpec | Executor, method: str, job: dict, rs
             traces[(rs.model, rs.benchmark, method, unit.beta, seed, p.index)] = [
                 e.to_dict() for e in session.trace]
     return out, traces
-
-
-def _run_gym(policy: GymPolicy, method: str, job: dict, rs: ReplaySet, unit: _Unit
-             ) -> list[EpisodeRecord]:
-    from .env import AutoTTSEnv
-
-    env: gym.Env = AutoTTSEnv(store=job["store"], model=rs.model, benchmark=rs.benchmark,
-                              beta=unit.beta, kappa_probe=job["kappa_probe"],
-                              **policy.env_kwargs)
-    if policy.wrapper is not None:
-        env = policy.wrapper(env)
-    out = []
-    for p in rs.problems:
-        for seed in unit.seeds:
-            obs, info = env.reset(options={"problem": p.index, "order_seed": seed,
-                                           "beta": unit.beta})
-            steps, done = 0, False
-            while not done:
-                if steps >= job["max_steps"]:
-                    raise HarnessError(
-                        f"policy {policy.name} on model {rs.model}, benchmark {rs.benchmark}, "
-                        f"problem {p.index}, seed {seed}: no ANSWER within "
-                        f"{job['max_steps']} steps")
-                obs, _, term, trunc, info = env.step(policy.act(obs, info["action_mask"]))
-                steps += 1
-                done = term or trunc
-            out.append(EpisodeRecord(rs.model, rs.benchmark, p.index, seed, unit.beta,
-                                     method, info["answer"], bool(info["correct"]),
-                                     float(info["tokens"]), steps))
-    env.close()
-    return out
 
 
 # ----------------------------------------------------------------------------- evaluate
@@ -473,7 +467,7 @@ def evaluate_many(
     for k, (policy, betas, name) in enumerate(entries):
         if _is_gym_policy(policy):
             pol: Any = policy if isinstance(policy, GymPolicy) else GymPolicy(policy)
-            batched = False
+            batched = pol.runner != "episode"
         elif isinstance(policy, Executor) and not isinstance(policy, type):
             pol, batched, local = policy, False, True
         else:

@@ -44,11 +44,15 @@ def episode_objective(correct: bool | float, tokens: float, beta: float) -> floa
 
 
 class ScoredEpisode(Protocol):
-    """What the objective needs of an episode record."""
+    """What the objective needs of an episode record (read-only, so frozen dataclasses
+    such as ``harness.EpisodeRecord`` satisfy it)."""
 
-    correct: bool
-    tokens: int
-    beta: float
+    @property
+    def correct(self) -> bool: ...
+    @property
+    def tokens(self) -> float: ...
+    @property
+    def beta(self) -> float: ...
 
 
 def episode_objectives(records: Iterable[ScoredEpisode]) -> list[float]:

@@ -144,7 +144,7 @@ def _problem(cls: Any, module_name: str) -> str | None:
         params = inspect.signature(cls).parameters.values()
     except (TypeError, ValueError):
         return "has a constructor whose arguments cannot be read"
-    if not any(p.name == "config" and p.kind is not p.POSITIONAL_ONLY
+    if not any((p.name == "config" and p.kind is not p.POSITIONAL_ONLY)
                or p.kind is p.VAR_KEYWORD for p in params):
         return "has a constructor without a config argument"
     return None

@@ -15,6 +15,9 @@ from .stats import INTERVAL_METHOD, SUMMARY_FIELDS, pooled_summary, summarize
 from .store import atomic_write
 
 if TYPE_CHECKING:
+    from matplotlib.artist import Artist
+    from matplotlib.container import Container
+
     from .harness import EpisodeRecord, Results
 
 __all__ = ["SUMMARY_FIELDS", "average_markdown", "method_colors", "pareto_frontier",
@@ -76,7 +79,7 @@ def tokens_cell(r: dict) -> str:
     if r.get("tokens_vs_ref") is None:
         return ""
     lo, hi = r.get("tokens_vs_ref_ci_low"), r.get("tokens_vs_ref_ci_high")
-    ci = "" if lo is None else f" [{100 * lo:.1f}, {100 * hi:.1f}]"
+    ci = "" if lo is None or hi is None else f" [{100 * lo:.1f}, {100 * hi:.1f}]"
     return f"{100 * r['tokens_vs_ref']:.1f}%{ci}"
 
 
@@ -185,7 +188,8 @@ _PALETTE = ["#e377c2", "#17becf", "#bcbd22", "#7f7f7f", "#aec7e8", "#ffbb78", "#
 def method_colors(methods: Iterable[str]) -> dict[str, str]:
     """One colour per method, the same in every figure for the built-in families (SC@k,
     CMC, ASC, ESC, Parallel-Probe, RL(...), pass@k); others in sorted order."""
-    out, rest = {}, []
+    out: dict[str, str] = {}
+    rest: list[str] = []
     for m in sorted(set(methods)):
         family = m.split("@")[0].split("(")[0]
         if family in _FIXED_COLORS and _FIXED_COLORS[family] not in out.values():
@@ -224,37 +228,40 @@ def plot_frontier(rows: Sequence[dict], path: Path, title: str | None = None,
     methods = sorted({r["method"] for r in rows})
     curve_names = sorted({c["curve"] for c in curves})
     colors = method_colors([*methods, *curve_names])
-    handles: dict[str, object] = {}
-    for ax, (m, b) in zip(axes.flat, panels):
+    # a line (Line2D) per curve, an ErrorbarContainer per method: both legend handles
+    handles: dict[str, Artist | Container] = {}
+    for ax, (m, b) in zip(axes.flat, panels, strict=False):  # spare axes are blanked
         for name in curve_names:
             pts = sorted((c["mean_tokens"] / 1e3, c["accuracy_pct"], c["accuracy_ci_low"],
                           c["accuracy_ci_high"]) for c in curves
                          if c["model"] == m and c["benchmark"] == b and c["curve"] == name)
             if not pts:
                 continue
-            x, y, lo, hi = zip(*pts)
+            x, y, lo, hi = zip(*pts, strict=True)
             (h,) = ax.plot(x, y, "-", color=colors[name], lw=1, alpha=0.8,
                            label=f"{name} (k = 1..{len(pts)})")
             ax.fill_between(x, lo, hi, color=colors[name], alpha=0.12, lw=0)
             handles.setdefault(h.get_label(), h)
         for meth in methods:
-            pts = sorted((r["mean_tokens"] / 1e3, r["accuracy_pct"], r["accuracy_ci_low"],
-                          r["accuracy_ci_high"], r["beta"]) for r in rows
-                         if r["model"] == m and r["benchmark"] == b and r["method"] == meth)
-            if not pts:
+            points = sorted((r["mean_tokens"] / 1e3, r["accuracy_pct"], r["accuracy_ci_low"],
+                             r["accuracy_ci_high"], r["beta"]) for r in rows
+                            if r["model"] == m and r["benchmark"] == b and r["method"] == meth)
+            if not points:
                 continue
-            x, y, lo, hi, betas = zip(*pts)
-            err = [[yi - li for yi, li in zip(y, lo)], [hi_ - yi for yi, hi_ in zip(y, hi)]]
-            h = ax.errorbar(x, y, yerr=err, fmt="o" if len(pts) == 1 else "o-",
+            x, y, lo, hi, betas = zip(*points, strict=True)
+            err = [[yi - li for yi, li in zip(y, lo, strict=True)],
+                   [hi_ - yi for yi, hi_ in zip(y, hi, strict=True)]]
+            eb = ax.errorbar(x, y, yerr=err, fmt="o" if len(points) == 1 else "o-",
                             color=colors[meth], ms=4, lw=1, capsize=2, alpha=0.85,
                             label=meth)
-            handles.setdefault(meth, h)
-            if len(pts) > 1:
-                fx, fy = zip(*pareto_frontier(zip(x, y)))
+            handles.setdefault(meth, eb)
+            if len(points) > 1:
+                fx, fy = zip(*pareto_frontier(zip(x, y, strict=True)), strict=True)
                 ax.plot(fx, fy, "-", color=colors[meth], lw=2.2)
             if len(set(betas)) > 1 or len(methods) > 1:
                 labels: dict[tuple[float, float], list[str]] = {}
-                for xi, yi, bi in zip(x, y, betas):  # coincident points share one label
+                # coincident points share one label
+                for xi, yi, bi in zip(x, y, betas, strict=True):
                     labels.setdefault((round(xi, 1), round(yi, 2)), []).append(f"{bi:g}")
                 for (xi, yi), bs in labels.items():
                     ax.annotate(",".join(bs), (xi, yi), textcoords="offset points",
@@ -265,9 +272,10 @@ def plot_frontier(rows: Sequence[dict], path: Path, title: str | None = None,
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
-    labels = list(handles)
-    fig.legend([handles[k] for k in labels], labels, loc="lower center",
-               ncol=min(len(labels), 6), fontsize=7, frameon=False,
+    names = list(handles)
+    # the stub wants Artists only; matplotlib's legend also takes containers (errorbar)
+    fig.legend([handles[k] for k in names], names,  # type: ignore[call-overload]
+               loc="lower center", ncol=min(len(names), 6), fontsize=7, frameon=False,
                bbox_to_anchor=(0.5, 0.3 / height))
     note = " ".join(x for x in ("Numbers next to points: beta." if methods else "", caption)
                     if x)

@@ -113,8 +113,9 @@ def held_out_rows(results: Results, split: Split | None = None) -> list[dict]:
     rows = pooled_summary(recs, REFERENCE if any(r.method == REFERENCE for r in recs)
                           else None)
     for r in rows:
-        ps = [paper.get((m, b, r["method"])) for m, b in cells]
-        ok = all(p is not None for p in ps)
+        found = [paper.get((m, b, r["method"])) for m, b in cells]
+        ps = [p for p in found if p is not None]
+        ok = len(ps) == len(found)  # the paper's average only when it printed every cell
         r["benchmark"] = "+".join(split.held_out)
         r["paper_accuracy_pct"] = sum(p.accuracy_pct for p in ps) / len(ps) if ok else None
         r["paper_tokens_k"] = sum(p.tokens_k for p in ps) / len(ps) if ok else None

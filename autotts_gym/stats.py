@@ -50,16 +50,25 @@ class StatsError(UsageError):
 
 
 class Record(Protocol):
-    """What the statistics need of an episode record (``harness.EpisodeRecord``)."""
+    """What the statistics need of an episode record (``harness.EpisodeRecord``); read-only
+    members, so frozen dataclasses satisfy it."""
 
-    model: str
-    benchmark: str
-    problem: int
-    seed: int
-    beta: float
-    method: str
-    correct: bool
-    tokens: float
+    @property
+    def model(self) -> str: ...
+    @property
+    def benchmark(self) -> str: ...
+    @property
+    def problem(self) -> int: ...
+    @property
+    def seed(self) -> int: ...
+    @property
+    def beta(self) -> float: ...
+    @property
+    def method(self) -> str: ...
+    @property
+    def correct(self) -> bool: ...
+    @property
+    def tokens(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -123,18 +132,22 @@ class CellStats:
 # ----------------------------------------------------------------------------- cells
 
 
-def cells_from_records(records: Iterable[Record]) -> dict[tuple, Cell]:
+CellKey = tuple[str, str, str, float]  # (model, benchmark, method, beta)
+
+
+def cells_from_records(records: Iterable[Record]) -> dict[CellKey, Cell]:
     """Group episode records into cells keyed ``(model, benchmark, method, beta)``."""
-    groups: dict[tuple, list] = defaultdict(list)
+    groups: dict[CellKey, list[tuple[int, int, float, float]]] = defaultdict(list)
     for r in records:
         groups[(r.model, r.benchmark, r.method, float(r.beta))].append(
             (r.problem, r.seed, float(r.correct), float(r.tokens)))
-    out = {}
+    out: dict[CellKey, Cell] = {}
     for key, rows in sorted(groups.items()):
+        model, benchmark, method, beta = key
         a = np.asarray(rows, dtype=np.float64)
         problems, inv = np.unique(a[:, 0].astype(np.int64), return_inverse=True)
         n = np.bincount(inv)
-        out[key] = Cell(*key, problems=problems,
+        out[key] = Cell(model, benchmark, method, beta, problems=problems,
                         correct=np.bincount(inv, weights=a[:, 2]) / n,
                         tokens=np.bincount(inv, weights=a[:, 3]) / n,
                         n_seeds=len(np.unique(a[:, 1])))
@@ -194,7 +207,7 @@ def mean_intervals(values: np.ndarray, n_resamples: int = N_RESAMPLES, seed: int
                     batch=max(1, 4_000_000 // x.size), rng=np.random.default_rng(seed))
     lo, hi = res.confidence_interval.low, res.confidence_interval.high
     return [Interval(float(e), float(e if np.isnan(a) else a), float(e if np.isnan(b) else b))
-            for e, a, b in zip(est, lo, hi)]
+            for e, a, b in zip(est, lo, hi, strict=True)]
 
 
 def paired_difference(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray,
@@ -229,7 +242,8 @@ def cell_stats(cell: Cell, ref: Cell | None = None, n_resamples: int = N_RESAMPL
                        cell.n_seeds, 1)
 
 
-def _statistics(a, b, ta, tb, axis=-1):
+def _statistics(a: np.ndarray, b: np.ndarray, ta: np.ndarray, tb: np.ndarray, *,
+                axis: int = -1) -> np.ndarray:
     """accuracy %, accuracy delta (points), tokens delta, tokens ratio (resampled together)."""
     ma, mb, mta, mtb = (np.mean(x, axis=axis) for x in (a, b, ta, tb))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -238,7 +252,8 @@ def _statistics(a, b, ta, tb, axis=-1):
 
 
 def _stats_from(point, low, high, p_imp, n, n_seeds, n_cells) -> CellStats:
-    iv = [Interval(float(p), float(lo), float(hi)) for p, lo, hi in zip(point, low, high)]
+    iv = [Interval(float(p), float(lo), float(hi))
+          for p, lo, hi in zip(point, low, high, strict=True)]
     # degenerate resamples (identical values) can give a NaN bound: use the estimate
     iv = [Interval(i.estimate, i.estimate if np.isnan(i.low) else i.low,
                    i.estimate if np.isnan(i.high) else i.high) for i in iv]
@@ -274,7 +289,10 @@ def pooled_stats(cells: Sequence[Cell], refs: Sequence[Cell | None] | None = Non
     if not cells:
         raise StatsError("no cells to pool")
     n_seeds = min(c.n_seeds for c in cells)
-    if refs is None or any(r is None for r in refs):
+    if refs is not None and len(refs) != len(cells):
+        raise StatsError(f"{len(refs)} reference cells for {len(cells)} cells")
+    paired = [] if refs is None else [r for r in refs if r is not None]
+    if len(paired) != len(cells):  # no reference, or one is missing: accuracy only
         strata = [np.stack([c.correct, c.tokens]) for c in cells]
         dist = stratified_resample_means(strata, n_resamples, seed)
         point = np.mean([[c.correct.mean(), c.tokens.mean()] for c in cells], axis=0)
@@ -282,7 +300,7 @@ def pooled_stats(cells: Sequence[Cell], refs: Sequence[Cell | None] | None = Non
         acc = Interval(100 * float(point[0]), 100 * float(lo), 100 * float(hi))
         return CellStats(acc, float(point[1]), n_problems=sum(len(c.problems) for c in cells),
                          n_seeds=n_seeds, n_cells=len(cells))
-    pairs = [_pair(c, r) for c, r in zip(cells, refs)]
+    pairs = [_pair(c, r) for c, r in zip(cells, paired, strict=True)]
     strata = [np.stack(p) for p in pairs]
     dist = stratified_resample_means(strata, n_resamples, seed)  # (4, R): a, b, ta, tb
     point_means = np.mean([[x.mean() for x in p] for p in pairs], axis=0)
@@ -472,7 +490,7 @@ def select_best(candidates: Mapping[str, Sequence[Record]], n_resamples: int = N
     top = max(names, key=lambda n: (per[n][2], -per[n][3]))
     out = []
     for n in names:
-        diff = [a - b for a, b in zip(per[n][0], per[top][0])]
+        diff = [a - b for a, b in zip(per[n][0], per[top][0], strict=True)]
         vs = _pooled_mean_interval(diff, per[n][2] - per[top][2], n_resamples, seed)
         out.append(Candidate(n, objs[n], per[n][3], vs, n == top or not vs.excludes(0.0)))
     ties = [c for c in out if c.within_noise]
@@ -488,7 +506,7 @@ def _pooled_mean_interval(strata: Sequence[np.ndarray], estimate: float, n_resam
     w = sizes / sizes.sum()
     rng = np.random.default_rng(seed)
     total = np.zeros(n_resamples)
-    for s, wi in zip(strata, w):
+    for s, wi in zip(strata, w, strict=True):
         total += wi * s[rng.integers(0, len(s), size=(n_resamples, len(s)))].mean(axis=1)
     lo, hi = _percentile(total)
-    return Interval(estimate, float(min(lo, estimate)), float(max(hi, estimate)))
+    return Interval(estimate, min(float(lo), estimate), max(float(hi), estimate))

@@ -419,7 +419,8 @@ _NUMERIC = ("probe_freq", "gold_id", "vocab_offsets", "branch_offsets", "n_probe
             "final", "probe_offsets", "probes")
 
 
-def validate_arrays(path: Path, d: dict[str, np.ndarray], strs: dict[str, list[str]]) -> None:
+def validate_arrays(  # noqa: C901 (a linear list of schema checks, read top to bottom)
+        path: Path, d: dict[str, np.ndarray], strs: dict[str, list[str]]) -> None:
     """Check a store file's arrays against the schema, vectorized (once per load): shapes
     and offsets consistent, every answer id inside its problem's vocabulary, ``gold_id``
     in range and naming the gold answer, tokens in ``0..MAX_BRANCH_TOKENS``. Raises

@@ -41,7 +41,7 @@ def main() -> None:
         mine, t_mine = _timed(f"{FIXTURE}:{cls}", store, kw)
         ref, t_ref = _timed(native, store, kw)
         same = all((a.answer, a.tokens) == (b.answer, b.tokens)
-                   for a, b in zip(mine.records, ref.records))
+                   for a, b in zip(mine.records, ref.records, strict=True))
         total[0] += t_mine
         total[1] += t_ref
         print(f"{cls:26s} beta {beta}: adapter {t_mine:6.2f} s, native {t_ref:6.2f} s "

@@ -15,9 +15,15 @@ ap = argparse.ArgumentParser()
 ap.add_argument("--replay-dir", default=None)
 args = ap.parse_args()
 
-# train on the search set (aime24) with beta sampled per episode; one policy, every beta
-make = lambda: RoundMacroWrapper(AutoTTSEnv(replay_dir=args.replay_dir, benchmark="aime24",
-                                            beta=(0.0, 1.0)))
+
+
+def make() -> RoundMacroWrapper:
+    """Train on the search set (aime24) with beta sampled per episode: one policy, every
+    beta."""
+    return RoundMacroWrapper(AutoTTSEnv(replay_dir=args.replay_dir, benchmark="aime24",
+                                        beta=(0.0, 1.0)))
+
+
 env = make_vec_env(make, n_envs=2, seed=0)
 model = MaskablePPO("MlpPolicy", env, n_steps=256, batch_size=256, gamma=1.0, seed=0)
 model.learn(total_timesteps=10_000)  # masks come from env.action_masks()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 # (request path, JSON body, headers) -> (status, JSON payload)
 Responder = Callable[[str, dict, dict], tuple[int, dict]]

@@ -59,39 +59,39 @@ EVAL = ["eval", "--controller", "sc64"]
 # (argv, exit code, words the error line must contain)
 CASES = [
     # outputs, checked before any work
-    (EVAL + ["--out", "afile"], 2, "--out afile: is a file, not a directory"),
-    (EVAL + ["--out", "afile/sub"], 2, "afile is a file"),
-    (EVAL + ["--out", "/proc/autotts-out"], 2, "--out /proc/autotts-out: cannot write in"),
+    ([*EVAL, "--out", "afile"], 2, "--out afile: is a file, not a directory"),
+    ([*EVAL, "--out", "afile/sub"], 2, "afile is a file"),
+    ([*EVAL, "--out", "/proc/autotts-out"], 2, "--out /proc/autotts-out: cannot write in"),
     (["sweep", "--controller", "cmc", "--out", "afile"], 2, "is a file"),
     (["reproduce", "--out", "afile"], 2, "--out afile: is a file"),
     (["compare", "--out", "afile"], 2, "--out afile: is a file"),
     (["train", "--out", "afile"], 2, "--out afile: is a file"),
-    (COLLECT + ["--out", "afile"], 2, "--out afile: is a file"),
+    ([*COLLECT, "--out", "afile"], 2, "--out afile: is a file"),
     (["data", "import", "deep", "--out", "afile"], 2, "--out afile: is a file"),
     (["data", "download", "--cache", "afile"], 2, "--cache afile: is a file"),
     # numeric flags and lists
-    (EVAL + ["--out", "o", "--workers", "0"], 2, "argument --workers: expected a whole number"),
-    (EVAL + ["--out", "o", "--max-steps", "-1"], 2, "argument --max-steps"),
-    (EVAL + ["--out", "o", "--seeds", "0-999999999"], 2, "1,000,000,000 seeds; at most 100,000"),
-    (EVAL + ["--out", "o", "--seeds", "abc"], 2, "'abc' is not a seed"),
-    (EVAL + ["--out", "o", "--seeds", "9-3"], 2, "the range '9-3' is empty"),
-    (EVAL + ["--out", "o", "--seeds", "1,2,1"], 2, "seed 1 is given twice"),
-    (EVAL + ["--out", "o", "--benchmarks", ""], 2, "argument --benchmarks: no names in ''"),
-    (EVAL + ["--out", "o", "--models", ","], 2, "argument --models: no names in ','"),
-    (EVAL + ["--out", "o", "--baselines", "sc64,nope"], 2, "unknown name 'nope'"),
-    (EVAL + ["--out", "o", "--betas", "1.5"], 2, "every beta must lie in [0, 1]"),
-    (EVAL + ["--out", "o", "--betas", "low"], 2, "expected numbers separated by commas"),
+    ([*EVAL, "--out", "o", "--workers", "0"], 2, "argument --workers: expected a whole number"),
+    ([*EVAL, "--out", "o", "--max-steps", "-1"], 2, "argument --max-steps"),
+    ([*EVAL, "--out", "o", "--seeds", "0-999999999"], 2, "1,000,000,000 seeds; at most 100,000"),
+    ([*EVAL, "--out", "o", "--seeds", "abc"], 2, "'abc' is not a seed"),
+    ([*EVAL, "--out", "o", "--seeds", "9-3"], 2, "the range '9-3' is empty"),
+    ([*EVAL, "--out", "o", "--seeds", "1,2,1"], 2, "seed 1 is given twice"),
+    ([*EVAL, "--out", "o", "--benchmarks", ""], 2, "argument --benchmarks: no names in ''"),
+    ([*EVAL, "--out", "o", "--models", ","], 2, "argument --models: no names in ','"),
+    ([*EVAL, "--out", "o", "--baselines", "sc64,nope"], 2, "unknown name 'nope'"),
+    ([*EVAL, "--out", "o", "--betas", "1.5"], 2, "every beta must lie in [0, 1]"),
+    ([*EVAL, "--out", "o", "--betas", "low"], 2, "expected numbers separated by commas"),
     (["compare", "--out", "o", "--workers", "-3"], 2, "argument --workers"),
     (["compare", "--out", "o", "--seeds", "0-200000"], 2, "at most 100,000"),
-    (COLLECT + ["--out", "o", "--n", "0"], 2, "argument --n"),
-    (COLLECT + ["--out", "o", "--timeout", "0"], 2, "argument --timeout"),
-    (COLLECT + ["--out", "o", "--temperature", "nan"], 2, "argument --temperature"),
+    ([*COLLECT, "--out", "o", "--n", "0"], 2, "argument --n"),
+    ([*COLLECT, "--out", "o", "--timeout", "0"], 2, "argument --timeout"),
+    ([*COLLECT, "--out", "o", "--temperature", "nan"], 2, "argument --temperature"),
     (["data", "generate-synthetic", "--out", "o", "--seed", "-1"], 2, "argument --seed"),
     (["nosuchcommand"], 2, "invalid choice: 'nosuchcommand'"),
     (["eval", "--controller", "sc64"], 2, "the following arguments are required: --out"),
     # data and names
-    (EVAL[:2] + ["no_such_controller", "--out", "o"] + SMALL, 1, "built-in names"),
-    (EVAL + ["--out", "o", "--models", "Qwen9"], 1, "no replay set for model Qwen9"),
+    ([*EVAL[:2], "no_such_controller", "--out", "o", *SMALL], 1, "built-in names"),
+    ([*EVAL, "--out", "o", "--models", "Qwen9"], 1, "no replay set for model Qwen9"),
     (["reproduce", "--out", "o", "--replay-dir", "missing"], 1, "missing (from argument): no such"),
     (["reproduce", "--out", "o", "--replay-dir", "empty"], 1, "neither an HDF5 store"),
     (["data", "import", "deep", "--out", "s"], 1, "b.json: JSON nested too deeply"),
@@ -103,7 +103,7 @@ CASES = [
     (["data", "download", "--base-url", "localhost:8000"], 1, "expected an http://"),
     (["data", "download", "--base-url", f"http://127.0.0.1:{PORT}/r"], 1,
      f"http://127.0.0.1:{PORT}/r/Qwen3-0.6B/aime24.json: cannot connect"),
-    (COLLECT + ["--out", "o"], 1, f"cannot reach http://127.0.0.1:{PORT}/v1"),
+    ([*COLLECT, "--out", "o"], 1, f"cannot reach http://127.0.0.1:{PORT}/v1"),
     (["discover", "--explorer", "anthropic", "--model", "m", "--rounds", "1", "--out", "d"], 1,
      "ANTHROPIC_API_KEY"),
 ]
@@ -148,7 +148,7 @@ def test_environment_failures_are_one_line(ws, capsys, monkeypatch, exc, words):
         raise exc
 
     monkeypatch.setattr(ev, "cmd_eval", boom)
-    assert main(EVAL + ["--out", "o"]) == 1
+    assert main([*EVAL, "--out", "o"]) == 1
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("autotts eval: error: ") and words in err, err
     with pytest.raises(type(exc)):  # --debug, anywhere on the line, shows the traceback

@@ -158,12 +158,12 @@ def test_token_cap_then_resume_and_kill(tmp_path):
            "--concurrency", "2", "--no-progress"]
     try:
         # a token cap stops the run with a journal and no store
-        r = subprocess.run(cmd + ["--max-tokens-total", "5000"], capture_output=True,
+        r = subprocess.run([*cmd, "--max-tokens-total", "5000"], capture_output=True,
                            text=True, timeout=120)
         assert r.returncode == 3 and "token cap" in r.stdout + r.stderr
         assert not (out / "toy" / "q.h5").exists()
         # resume without the cap, kill it mid-way, resume again
-        proc = subprocess.Popen(cmd + ["--resume"], stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen([*cmd, "--resume"], stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, start_new_session=True)
         journal = out / ".collect" / "toy" / "q.journal.jsonl"
         deadline = time.time() + 60
@@ -172,7 +172,7 @@ def test_token_cap_then_resume_and_kill(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         assert not (out / "toy" / "q.h5").exists()
-        r = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, timeout=120)
+        r = subprocess.run([*cmd, "--resume"], capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, r.stderr
     finally:
         s.close()
@@ -184,6 +184,6 @@ def test_token_cap_then_resume_and_kill(tmp_path):
     assert cli(["data", "info", str(out)]) == 0
     env = gym.make("autotts_gym:AutoTTS-v0", replay_dir=str(out), model="toy",
                    benchmark="q", max_width=8)
-    obs, info = env.reset(seed=0)
-    obs, r, term, trunc, info = env.step(1)
+    env.reset(seed=0)
+    obs, r, _, _, _ = env.step(1)
     assert obs["depth"][0] == 1 and np.isfinite(r)

@@ -47,8 +47,9 @@ def answer(base: int) -> str:
 class ReasoningServer(JSONServer):
     """A reasoning model behind /v1/chat/completions (template applied by the server) or
     /v1/completions (template expected from the client). A trajectory opens ``<think>``,
-    names its trajectory, writes ``length(base)`` tokens, closes it and boxes ``answer(base)``. Every request is
-    checked: a continuation must carry exactly the text generated so far for its trajectory
+    names its trajectory, writes ``length(base)`` tokens, closes it and boxes
+    ``answer(base)``. Every request is checked: a continuation must carry exactly the text
+    generated so far for its trajectory
     (a probe: such a text plus the thinking close and the suffix); violations are listed."""
 
     def __init__(self, chat: bool, usage: bool = True):
@@ -217,7 +218,7 @@ def test_no_usage_is_an_error_unless_a_tokenizer_counts(tmp_path):
     server = ReasoningServer(chat=False, usage=False)
     try:
         client = CompletionsClient(server.url, "m", render=head)
-        with pytest.raises(CollectError, match="no 'usage'.*--tokenizer"):
+        with pytest.raises(CollectError, match=r"no 'usage'.*--tokenizer"):
             collect(qs, client, tmp_path / "a", cfg, progress=False, log=lambda *a: None)
         counter = TokenCounter(str(tok_dir))
         server.generated.clear()
@@ -245,12 +246,12 @@ def test_cli_chat_flags_and_errors(tmp_path, capsys):
     base = [sys.executable, "-m", "autotts_cli", "collect", "--base-url", server.url,
             "--model", "reasoner", "--questions", str(q), "--n", "2", "--no-progress"]
     try:
-        r = subprocess.run(base + ["--out", str(tmp_path / "s"), "--api", "chat",
-                                   "--chat-template-kwargs", '{"enable_thinking": true}'],
+        r = subprocess.run([*base, "--out", str(tmp_path / "s"), "--api", "chat",
+                            "--chat-template-kwargs", '{"enable_thinking": true}'],
                            check=False, capture_output=True, text=True, cwd=REPO, timeout=120)
         assert r.returncode == 0, r.stderr
-        bad = subprocess.run(base + ["--out", str(tmp_path / "t"), "--api", "chat",
-                                     "--chat-template", "x"], check=False,
+        bad = subprocess.run([*base, "--out", str(tmp_path / "t"), "--api", "chat",
+                              "--chat-template", "x"], check=False,
                              capture_output=True, text=True, cwd=REPO, timeout=120)
     finally:
         server.close()

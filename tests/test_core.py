@@ -41,7 +41,7 @@ def test_branch_run_to_its_end_costs_max_of_tokens_and_intervals(synthetic_store
                 a, fin = ep.advance_and_probe(slot)
                 seen.append(prob.vocab[a])
             L = len(probes)
-            assert seen == probes + [final]  # probe k at interval k, final at L + 1
+            assert seen == [*probes, final]  # probe k at interval k, final at L + 1
             assert ep.tokens - before == max(tokens, 500 * L)
             # a finished branch re-reveals its final answer at zero cost
             a, fin = ep.advance_and_probe(slot)

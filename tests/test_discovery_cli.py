@@ -181,3 +181,33 @@ def test_no_jail_refuses_with_one_line(tmp_path, synthetic_store_dir, command):
     assert p.returncode != 0
     assert "AUTOTTS_BWRAP=/nonexistent/bwrap" in _one_line_error(p)
     assert not (tmp_path / "out" / "rounds").exists()
+
+
+def test_seed_controllers_are_scored_first_and_seen_by_the_explorer(tmp_path,
+                                                                    synthetic_store_dir):
+    """``discover run --controller FILE.py:CLASS --controller-config``: a release-style
+    class (numpy, scipy) is scored in the jail as round 1 with its config, before the
+    explorer's round 2, whose prompt shows it; a bad seed fails before any work."""
+    need_jail()
+    run = tmp_path / "run"
+    fixture = ROOT / "tests" / "fixtures" / "release_baselines.py"
+    common = ("--explorer", "offline", "--out", str(run), "--replay-dir",
+              str(synthetic_store_dir), "--models", "Qwen3-4B", "--seeds", "0",
+              "--betas", "0.5")
+    p = autotts("discover", "run", *common, "--rounds", "1",
+                "--controller", f"{fixture}:SelfConsistency",
+                "--controller-config", "n_samples=4")
+    assert p.returncode == 0, p.stderr
+    h = History(run)
+    assert h.indices() == [1, 2]
+    seed = h.load(1)
+    assert seed["record.json"]["kind"] == "ok" and "SelfConsistency" in seed["controller.py"]
+    steps = [json.loads(x)["steps"] for x in seed["records.jsonl"].splitlines()]
+    assert steps and max(steps) <= 4  # the config reached the class: 4 reads per episode
+    assert "SelfConsistency" in h.load(2)["prompt.md"]
+    state = json.loads((run / "state.json").read_text())
+    assert state["config"]["seed_controllers"][0]["config"] == {"n_samples": 4}
+    p = autotts("discover", "run", *common, "--rounds", "1", "--out", str(tmp_path / "r2"),
+                "--controller", str(tmp_path / "missing.py"))
+    assert p.returncode == 2 and "seed controller must be a file" in _one_line_error(p)
+    assert not (tmp_path / "r2").exists()

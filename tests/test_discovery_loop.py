@@ -144,7 +144,7 @@ def test_kill_mid_round_and_resume(tmp_path, synthetic_store_dir, synthetic_stor
     done = History(run).indices()
     assert 1 <= len(done) < 4
     first = (run / "rounds" / "r0001" / "controller.py").stat().st_mtime_ns
-    subprocess.run(cmd + ["--resume"], check=True, stdout=subprocess.DEVNULL,
+    subprocess.run([*cmd, "--resume"], check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL, timeout=300)
     h = History(run)
     assert h.indices() == [1, 2, 3, 4]
@@ -222,7 +222,7 @@ def _round_files(k: int, correct: list[bool], tokens: list[float]) -> dict:
     from autotts_gym.report import records_jsonl
 
     recs = [EpisodeRecord("m", "b", p, 0, 0.5, f"r{k:04d}", "1", c, t, 1)
-            for p, (c, t) in enumerate(zip(correct, tokens))]
+            for p, (c, t) in enumerate(zip(correct, tokens, strict=True))]
     return {"record.json": {"round": k, "kind": "ok", "message": ""},
             "results.json": {"score": mean_objective(recs), "per_beta": []},
             "controller.py": "def make_controller(beta):\n    return None\n",
@@ -237,7 +237,7 @@ def test_best_round_breaks_ties_within_noise_toward_fewer_tokens(tmp_path):
 
     h = History(tmp_path / "run")
     base = [p % 2 == 0 for p in range(30)]
-    h.write_round(1, _round_files(1, base[:1] + [True] + base[2:], [60_000.0] * 30))
+    h.write_round(1, _round_files(1, [*base[:1], True, *base[2:]], [60_000.0] * 30))
     h.write_round(2, _round_files(2, base, [20_000.0] * 30))
     h.write_round(3, _round_files(3, [False] * 30, [1_000.0] * 30))
     rounds = h.typed()
@@ -249,7 +249,7 @@ def test_best_round_breaks_ties_within_noise_toward_fewer_tokens(tmp_path):
     # without kept records (older runs) the raw score decides
     legacy = History(tmp_path / "legacy")
     for k in (1, 2):
-        files = _round_files(k, base[:1] + [True] + base[2:] if k == 1 else base, [1.0] * 30)
+        files = _round_files(k, [*base[:1], True, *base[2:]] if k == 1 else base, [1.0] * 30)
         del files["records.jsonl"]
         legacy.write_round(k, files)
     assert best_round(legacy).index == 1

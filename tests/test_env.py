@@ -211,7 +211,7 @@ def test_no_leak_of_gold_or_unrevealed_answers(tmp_path):
             seq.append((obs, info["action_mask"], r))
         runs.append((seq, info))
     (seq_a, end_a), (seq_b, end_b) = runs
-    for (o1, m1, r1), (o2, m2, r2) in zip(seq_a[:-1], seq_b[:-1]):
+    for (o1, m1, r1), (o2, m2, r2) in zip(seq_a[:-1], seq_b[:-1], strict=True):
         assert all(np.array_equal(o1[k], o2[k]) for k in o1)
         assert np.array_equal(m1, m2) and r1 == r2
     assert all(np.array_equal(seq_a[-1][0][k], seq_b[-1][0][k]) for k in seq_a[-1][0])
@@ -251,7 +251,7 @@ def test_answer_votes_unpruned_latest_answers_in_slot_order(tmp_path):
     for i in range(4):
         env.step(encode("prune", i, 4))
     *_, info = env.step(ANSWER)
-    assert info["answer"] is None and not info["correct"]
+    assert info["answer"] == "" and not info["answered"] and not info["correct"]
     # a custom aggregator gets the answer strings in slot order
     seen = []
     env = AutoTTSEnv(store=store, max_width=4, aggregator=lambda xs: seen.append(xs) or xs[-1])
@@ -313,7 +313,7 @@ def test_random_masked_policy_10000_episodes(synthetic_store_dir):
             assert obs["pruned"][:k].tolist() == ep.pruned
             assert obs["finished"][:k].tolist() == ep.finished
             assert obs["active"][:k].tolist() == [
-                not (p or f) for p, f in zip(ep.pruned, ep.finished)]
+                not (p or f) for p, f in zip(ep.pruned, ep.finished, strict=True)]
             assert obs["tokens"][0] == np.float32(ep.tokens / 1e6)
             probed_at = [-1] * 16
             want = float(info["correct"]) - default_gamma(info["beta"]) * info["tokens"] / 1e6
@@ -370,7 +370,6 @@ def test_sc64_through_env_actions_costs_interval_overshoot(synthetic_store, synt
     """Per episode, the same answer as the SC@64 controller (agents.baselines.sc) run
     through a Session on the same order; tokens = its tokens + the interval overshoot."""
     from autotts_gym.baselines.sc import SelfConsistency
-
     from autotts_gym.core import Episode
     from autotts_gym.session import Session
 
@@ -466,7 +465,7 @@ def test_reset_options_pin_the_episode(synthetic_store_dir):
     *_, info = env.step(ANSWER)
     assert (info["model"], info["benchmark"], info["problem"], info["order_seed"],
             info["beta"]) == ("Qwen3-1.7B", "hmmt25", 7, 11, 0.9)
-    assert info["answer"] is None and info["tokens"] == 0.0 and info["width"] == 0
+    assert not info["answered"] and info["tokens"] == 0.0 and info["width"] == 0
     with pytest.raises(ValueError, match="unknown reset options"):
         env.reset(options={"problme": 3})
     with pytest.raises(ValueError, match="problem"):

@@ -150,7 +150,7 @@ def test_gym_policy_sc64_matches_controller_plus_overshoot(synthetic_store):
     n = 64
 
     def sc64_policy(obs, mask):
-        opened = int(round(float(obs["n_open"][0]) * n))
+        opened = round(float(obs["n_open"][0]) * n)
         if mask[BRANCH]:
             return BRANCH
         for i in range(opened):
@@ -167,7 +167,7 @@ def test_gym_policy_sc64_matches_controller_plus_overshoot(synthetic_store):
     rs = synthetic_store.load("Qwen3-4B", "hmmt25")
     from autotts_gym.core import branch_order
 
-    for a, b in zip(pol.records, ctl.records):
+    for a, b in zip(pol.records, ctl.records, strict=True):
         assert (a.problem, a.seed) == (b.problem, b.seed)
         assert a.answer == b.answer and a.correct == b.correct
         p = rs.problems[a.problem]

@@ -243,7 +243,7 @@ def _check_round_trip(store: ReplayStore, json_dir: Path) -> None:
         rs = store.load(f.parent.name, f.stem)
         assert len(rs.problems) == len(raw)
         assert rs.source_file == str(f) and not rs.synthetic
-        for p, q in zip(rs.problems, raw):
+        for p, q in zip(rs.problems, raw, strict=True):
             assert (p.question, p.gold_answer, p.probe_freq) == (
                 q["question"], q["gold_answer"], q["probe_freq"])
             assert p.gold_id == (p.vocab.index(q["gold_answer"])

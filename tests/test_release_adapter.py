@@ -317,7 +317,7 @@ def test_a_file_with_no_candidate_names_the_problem(tmp_path, body, needles):
 
 
 def test_class_name_errors(tmp_path):
-    with pytest.raises(ControllerError, match="no class Missing .*SelfConsistency"):
+    with pytest.raises(ControllerError, match=r"no class Missing .*SelfConsistency"):
         load_controller(f"{FIXTURE}:Missing")
     with pytest.raises(ControllerError, match="_Chain has no solve"):
         load_controller(f"{FIXTURE}:_Chain")

@@ -10,6 +10,7 @@ import torch
 import yaml
 
 from autotts_gym.env import AutoTTSEnv
+from autotts_gym.errors import UsageError
 from autotts_gym.harness import evaluate
 from autotts_gym.wrappers import MACRO_ACTIONS, RoundMacroWrapper
 from autotts_rl.features import SlotSetExtractor
@@ -43,7 +44,7 @@ def test_train_save_load_and_score(tmp_path, synthetic_store_dir, synthetic_stor
 def test_resume_continues_step_count(tmp_path, synthetic_store_dir):
     out = tmp_path / "run"
     train(_cfg(synthetic_store_dir), out)
-    with pytest.raises(FileExistsError):
+    with pytest.raises(UsageError, match="a run exists here"):
         train(_cfg(synthetic_store_dir), out)
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     cfg["total_timesteps"] = 1024

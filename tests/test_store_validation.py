@@ -48,7 +48,7 @@ def _one_line_error(path, fn) -> str:
 def test_round_trip_is_unchanged_and_checksummed(tmp_path, small_set):
     path = _write(tmp_path, small_set)
     back = read_replay_set(path)
-    for a, b in zip(small_set.problems, back.problems):
+    for a, b in zip(small_set.problems, back.problems, strict=True):
         assert a.vocab == b.vocab and a.gold_id == b.gold_id
         for k in ("n_probes", "tokens", "final", "probe_offsets", "probe_answers"):
             assert np.array_equal(getattr(a, k), getattr(b, k))
@@ -133,7 +133,8 @@ def test_random_byte_flips_never_escape_as_other_errors(tmp_path, small_set):
             assert str(path) in str(e) and "\n" not in str(e)
             errors += 1
             continue
-        for a, b in zip(small_set.problems, back.problems):  # read fine: numbers intact
+        # read fine: numbers intact
+        for a, b in zip(small_set.problems, back.problems, strict=True):
             assert np.array_equal(a.tokens, b.tokens) and np.array_equal(a.final, b.final)
             assert np.array_equal(a.probe_answers, b.probe_answers)
             assert a.gold_id == b.gold_id

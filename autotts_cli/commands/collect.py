@@ -46,7 +46,8 @@ def register(sub) -> None:
     chat.add_argument("--tokenizer", default=None, metavar="MODEL",
                       help="count tokens with MODEL's tokenizer when the server sends no usage")
     run = p.add_argument_group("running")
-    run.add_argument("--concurrency", type=args_.positive_int, default=8, help="trajectories at once")
+    run.add_argument("--concurrency", type=args_.positive_int, default=8,
+                     help="trajectories at once")
     run.add_argument("--max-inflight", type=args_.positive_int, default=None,
                      help="requests in flight to the server (default 2 x --concurrency)")
     run.add_argument("--schedule", choices=["overlap", "sequential"], default="overlap",
@@ -59,7 +60,8 @@ def register(sub) -> None:
     run.add_argument("--expected-tokens", type=args_.positive_int, default=12_000,
                      help="tokens per trajectory assumed by the estimate printed first")
     run.add_argument("--resume", action="store_true", help="continue a journaled collection")
-    run.add_argument("--timeout", type=args_.positive_float, default=600.0, help="seconds per request")
+    run.add_argument("--timeout", type=args_.positive_float, default=600.0,
+                     help="seconds per request")
     run.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_collect, out_policy="check")
 

@@ -14,12 +14,14 @@ def _run_flags(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     d = (lambda v: v) if defaults else (lambda v: argparse.SUPPRESS)
     p.add_argument("--explorer", choices=["offline", "anthropic", "openai"],
                    default=d("offline"), help="who writes controllers (default: offline)")
-    p.add_argument("--model", default=d(None), help="explorer model (anthropic, openai; default: none)")
+    p.add_argument("--model", default=d(None),
+                   help="explorer model (anthropic, openai; default: none)")
     p.add_argument("--base-url", default=d(None),
                    help="API base URL (openai: e.g. http://localhost:8000/v1; default: the SDK's)")
     llm = p.add_argument_group("--explorer openai (any OpenAI-compatible chat server)")
     llm.add_argument("--api-key-env", default=d(None), metavar="VAR",
-                     help="environment variable holding the key (default: none; local servers need none)")
+                     help="environment variable holding the key (default: none; local "
+                          "servers need none)")
     llm.add_argument("--temperature", type=float, default=d(None),
                      help="sampling temperature (default: the server's)")
     llm.add_argument("--max-tokens", type=int, default=d(4000),
@@ -29,8 +31,11 @@ def _run_flags(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     llm.add_argument("--retries", type=int, default=d(4),
                      help="on 429, 5xx and timeouts (default: 4)")
     p.add_argument("--rounds", type=int, default=d(10), help="rounds to run (default: 10)")
-    p.add_argument("--out", type=Path, default=d(None), help="run directory, e.g. runs/NAME (default: none, required)")
-    p.add_argument("--replay-dir", default=d(None), help="replay store (default: $AUTOTTS_REPLAY_DIR, the user cache, else the bundled synthetic one)")
+    p.add_argument("--out", type=Path, default=d(None),
+                   help="run directory, e.g. runs/NAME (default: none, required)")
+    p.add_argument("--replay-dir", default=d(None),
+                   help="replay store (default: $AUTOTTS_REPLAY_DIR, the user cache, else the "
+                        "bundled synthetic one)")
     p.add_argument("--models", default=d(None), help="search models (default: all)")
     p.add_argument("--search", default=d(None),
                    help="search benchmarks, comma-separated (default: aime24)")
@@ -39,12 +44,18 @@ def _run_flags(p: argparse.ArgumentParser, defaults: bool = True) -> None:
     p.add_argument("--seeds", default=d("0-4"), help="branch-order seeds (default: 0-4)")
     p.add_argument("--betas", type=_betas, default=d(_betas("0,0.5,1")),
                    help="betas of the sweep (default: 0,0.5,1)")
-    p.add_argument("--max-usd", type=float, default=d(None), help="explorer budget in dollars (default: none)")
+    p.add_argument("--max-usd", type=float, default=d(None),
+                   help="explorer budget in dollars (default: none)")
     p.add_argument("--prices", type=Path, default=d(None),
                    help="price table (YAML/JSON model: [in, out]; default: built-in)")
     p.add_argument("--resume", action="store_true", default=d(False),
                    help="continue the run in --out (default: off)")
     p.add_argument("--seed", type=int, default=d(0), help="offline explorer seed (default: 0)")
+    p.add_argument("--controller", action="append", default=d(None), metavar="FILE.py[:CLASS]",
+                   help="a seed controller, scored in the jail as a round before the "
+                        "explorer's first (repeatable; default: none)")
+    p.add_argument("--controller-config", default=d(None), metavar="KEY=VALUE,...",
+                   help="config of release-style seed classes, beside beta (default: none)")
 
 
 def register(sub) -> None:
@@ -166,6 +177,7 @@ def _run(args) -> int:
                      max_usd=args.max_usd, explorer=args.explorer, model=explorer.model,
                      search=_names(args.search, "--search"),
                      held_out=_names(args.held_out, "--held-out"))
+    cfg.seed_controllers = _seed_controllers(args.controller or [], args.controller_config)
     prices = PriceTable.load(args.prices) if args.prices else None
     if args.max_usd is not None and not (prices or PriceTable()).known(explorer.model):
         raise UsageError(f"--max-usd needs a price for {explorer.model!r}: pass --prices FILE")
@@ -174,6 +186,29 @@ def _run(args) -> int:
     print(f"history in {args.out}/rounds/; best round {chosen.index}, "
           f"search-set score {chosen.score:.4f}")
     return 0
+
+
+def _seed_controllers(specs: list[str], config_text: str | None) -> list:
+    """``--controller FILE.py[:CLASS]`` values as seed controllers (files read now, the
+    config checked now, so a bad one fails before any work)."""
+    from autotts_discovery.loop import SeedController
+    from autotts_gym.controllers import split_class
+    from autotts_gym.errors import UsageError
+    from autotts_gym.release import parse_controller_config
+
+    config = parse_controller_config(config_text)
+    seeds = []
+    for text in specs:
+        spec, cls = split_class(text)
+        path = Path(spec)
+        if not path.is_file():
+            raise UsageError(f"--controller {text}: a seed controller must be a file "
+                             f"(FILE.py or FILE.py:CLASS)")
+        seeds.append(SeedController(str(path), path.read_text(), cls, config or None))
+    if config and not any(s.cls for s in seeds):
+        raise UsageError("--controller-config applies to release-style classes "
+                         "(--controller FILE.py:CLASS)")
+    return seeds
 
 
 def _openai_explorer(args, ex):

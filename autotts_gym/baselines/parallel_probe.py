@@ -3,7 +3,30 @@ the majority, stop once the majority has been stable for T steps."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from autotts_gym.voting import majority
+
+
+@dataclass
+class _Chains:
+    """Per opened chain: branch id, latest answer, finished, pruned, steps off the majority."""
+
+    ids: list = field(default_factory=list)
+    latest: list = field(default_factory=list)
+    finished: list[bool] = field(default_factory=list)
+    pruned: list[bool] = field(default_factory=list)
+    off: list[int] = field(default_factory=list)
+
+    def add(self, answer, branch, finished: bool) -> None:
+        self.ids.append(branch)
+        self.latest.append(answer)
+        self.finished.append(finished)
+        self.pruned.append(False)
+        self.off.append(0)
+
+    def unpruned(self) -> list[int]:
+        return [i for i in range(len(self.ids)) if not self.pruned[i]]
 
 
 class ParallelProbe:
@@ -17,53 +40,56 @@ class ParallelProbe:
         self.max_steps = max_steps
 
     def solve(self, session) -> str | None:
-        ids, latest, finished, pruned, off = [], [], [], [], []
+        c = _Chains()
         for _ in range(self.num_chains):
             r = session.open()
             if r is None:
                 break
-            a, b, fin = r
-            ids.append(b)
-            latest.append(a)
-            finished.append(fin)
-            pruned.append(False)
-            off.append(0)
-        n = len(ids)
+            c.add(*r)
         prev_winner, stable = None, 0
         for step in range(self.max_steps):
-            for i in range(n):
-                if pruned[i] or finished[i]:
-                    continue
-                for _ in range(self.probe_burst):
-                    latest[i], finished[i] = session.advance(ids[i])
-                    if finished[i]:
-                        break
-            active = [i for i in range(n) if not pruned[i]]
+            self._deepen(session, c)
+            active = c.unpruned()
             if not active:
                 break
-            winner = majority([latest[i] for i in active])
-            if step >= self.warm_up and len(active) > 1:
-                cut = False
-                for i in active:
-                    if finished[i]:
-                        continue
-                    off[i] = off[i] + 1 if latest[i] != winner else 0
-                    if off[i] >= self.prune_patience:
-                        pruned[i] = True
-                        session.prune(ids[i])
-                        cut = True
-                if cut:
-                    active = [i for i in range(n) if not pruned[i]]
-                    if not active:
-                        break
-                    winner = majority([latest[i] for i in active])
+            winner = majority([c.latest[i] for i in active])
+            if (step >= self.warm_up and len(active) > 1
+                    and self._prune_off_majority(session, c, active, winner)):
+                active = c.unpruned()
+                if not active:
+                    break
+                winner = majority([c.latest[i] for i in active])
             stable = stable + 1 if winner == prev_winner else 0
             prev_winner = winner
             if stable >= self.T:
                 return winner
-            if all(finished[i] or pruned[i] for i in range(n)):
+            if all(c.finished[i] or c.pruned[i] for i in range(len(c.ids))):
                 break
         return prev_winner
+
+    def _deepen(self, session, c: _Chains) -> None:
+        """Advance every live chain by up to ``probe_burst`` probes."""
+        for i in range(len(c.ids)):
+            if c.pruned[i] or c.finished[i]:
+                continue
+            for _ in range(self.probe_burst):
+                c.latest[i], c.finished[i] = session.advance(c.ids[i])
+                if c.finished[i]:
+                    break
+
+    def _prune_off_majority(self, session, c: _Chains, active: list[int], winner) -> bool:
+        """Count steps off the majority per unfinished chain; prune those off it for
+        ``prune_patience`` steps in a row. True when any chain was pruned."""
+        cut = False
+        for i in active:
+            if c.finished[i]:
+                continue
+            c.off[i] = c.off[i] + 1 if c.latest[i] != winner else 0
+            if c.off[i] >= self.prune_patience:
+                c.pruned[i] = True
+                session.prune(c.ids[i])
+                cut = True
+        return cut
 
     def solve_batch(self, batch):
         from .batched import parallel_probe_batch

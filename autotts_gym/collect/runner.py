@@ -272,12 +272,9 @@ def _seed(cfg: CollectConfig, q: int, t: int) -> int:
     return int.from_bytes(h[:4], "little")
 
 
-def collect(questions: list[Question], client: Client, out: Path | str,
-            cfg: CollectConfig, progress: bool = True, log=print) -> Path | None:
-    """Collect (or resume) and write ``out/<model>/<benchmark>.h5``; None if capped."""
-    out = Path(out)
-    journal = Journal(out / ".collect" / store_name(cfg.model)
-                      / f"{cfg.benchmark}.journal.jsonl")
+def _pin_settings(journal: Journal, cfg: CollectConfig) -> None:
+    """Record the collection settings next to a new journal; refuse to resume a journal
+    collected with other settings."""
     meta_path = journal.path.with_suffix(".config.json")
     settings = {k: v for k, v in asdict(cfg).items() if k not in _RUN_ONLY}
     if meta_path.is_file():
@@ -288,6 +285,39 @@ def collect(questions: list[Question], client: Client, out: Path | str,
                              f"{', '.join(changed)}; use the same settings or another --out")
     else:
         meta_path.write_text(json.dumps(settings, indent=2))
+
+
+class _Progress:
+    """A tqdm bar over trajectories showing questions, tokens and throughput (or nothing)."""
+
+    def __init__(self, total: int, initial: int, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, unit="traj")
+        self.t0, self.new_tokens = time.monotonic(), 0
+
+    def update(self, done: dict, spent: int, tokens: int) -> None:
+        self.new_tokens += tokens
+        if self.bar is not None:
+            rate = self.new_tokens / max(1e-9, time.monotonic() - self.t0)
+            self.bar.set_postfix(questions=len({q for q, _ in done}), tokens=f"{spent:,}",
+                                 tok_s=f"{rate:,.0f}")
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def collect(questions: list[Question], client: Client, out: Path | str,
+            cfg: CollectConfig, progress: bool = True, log=print) -> Path | None:
+    """Collect (or resume) and write ``out/<model>/<benchmark>.h5``; None if capped."""
+    out = Path(out)
+    journal = Journal(out / ".collect" / store_name(cfg.model)
+                      / f"{cfg.benchmark}.journal.jsonl")
+    _pin_settings(journal, cfg)
     done = journal.load()
     todo = [(q, t) for q in range(len(questions)) for t in range(cfg.n) if (q, t) not in done]
     spent = sum(r["tokens"] for r in done.values())
@@ -296,12 +326,8 @@ def collect(questions: list[Question], client: Client, out: Path | str,
         f"{estimate:,} tokens expected ({cfg.expected_tokens:,} per trajectory); "
         f"{len(done)} already journaled, {len(todo)} to go")
     extract = make_extractor(cfg.extract)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=len(questions) * cfg.n, initial=len(done), unit="traj")
-    t0, new_tokens, capped = time.monotonic(), 0, False
+    bar = _Progress(len(questions) * cfg.n, len(done), progress)
+    capped = False
 
     probe_pool = (ThreadPoolExecutor(max_workers=cfg.concurrency, thread_name_prefix="probe")
                   if cfg.schedule == "overlap" else None)
@@ -338,16 +364,10 @@ def collect(questions: list[Question], client: Client, out: Path | str,
                 journal.append(rec)
                 done[(rec["q"], rec["t"])] = rec
                 spent += rec["tokens"]
-                new_tokens += rec["tokens"]
-                if bar is not None:
-                    rate = new_tokens / max(1e-9, time.monotonic() - t0)
-                    bar.set_postfix(questions=len({q for q, _ in done}), tokens=f"{spent:,}",
-                                    tok_s=f"{rate:,.0f}")
-                    bar.update(1)
+                bar.update(done, spent, rec["tokens"])
     if probe_pool is not None:
         probe_pool.shutdown()
-    if bar is not None:
-        bar.close()
+    bar.close()
     if capped or len(done) < len(questions) * cfg.n:
         log(f"collect: stopped at the token cap ({spent:,} >= {cfg.max_tokens_total:,}); "
             f"{len(done)} trajectories journaled; raise --max-tokens-total and --resume")
