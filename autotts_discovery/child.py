@@ -32,6 +32,7 @@ import os
 import resource
 import signal
 import sys
+from operator import is_
 
 MB = 1024 * 1024
 
@@ -157,7 +158,7 @@ class Fresh:
         self._watched: dict[str, tuple[dict, dict]] = {}
         self._n_modules = 0
         self._watch(init=True)
-        self._checked = [self._watched[n] for n in ("builtins", *shared)
+        self._checked = [_Snapshot(*self._watched[n]) for n in ("builtins", *shared)
                          if n in self._watched]  # compared entry by entry
         import gc
 
@@ -183,9 +184,8 @@ class Fresh:
         """Restore what an earlier episode may have written (cheap when it wrote nothing)."""
         if len(sys.modules) != self._n_modules:
             self._watch()
-        for d, snap in self._checked:
-            if len(d) != len(snap) or any(d.get(k, _MISSING) is not v for k, v in snap.items()):
-                _restore(d, snap)
+        for c in self._checked:
+            c.check()
         for d, snap in self._watched.values():
             if len(d) != len(snap):
                 _restore(d, snap)
@@ -209,6 +209,27 @@ class Fresh:
             sys.modules.pop("candidate", None)
         spec = self._load(module, name="candidate", config=self._config, cls=self._cls)
         return self._instantiate(spec, beta)
+
+
+class _Snapshot:
+    """A namespace and its snapshot, compared by identity at C speed (same keys, then
+    every value the very object it was)."""
+
+    __slots__ = ("d", "keys", "snap", "values")
+
+    def __init__(self, d: dict, snap: dict) -> None:
+        self.d, self.snap = d, snap
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self.keys, self.values = tuple(self.snap), tuple(self.snap.values())
+
+    def check(self) -> None:
+        d = self.d
+        if (len(d) != len(self.snap) or d.keys() != self.snap.keys()
+                or not all(map(is_, map(d.__getitem__, self.keys), self.values))):
+            _restore(d, self.snap)
+            self._refresh()
 
 
 def _restore(d: dict, snap: dict) -> None:

@@ -253,20 +253,23 @@ class SandboxExecutor:
         assert self._jail is not None
         data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
         deadline = self._deadline(seconds)
-        poll = select.poll()
-        poll.register(self._jail.to_child, select.POLLOUT)
-        while data:
-            wait = deadline - time.monotonic()
-            if wait <= 0:
+        poll = None
+        while data:  # write first: the pipe is nearly always ready, so no poll per message
+            if time.monotonic() >= deadline:
                 raise self._timeout("stopped reading its input")
-            if not poll.poll(wait * 1000):
-                continue
             try:
                 data = data[os.write(self._jail.to_child, data):]
-            except BlockingIOError:
                 continue
+            except BlockingIOError:
+                pass
             except (BrokenPipeError, OSError):
                 raise self._death() from None
+            if poll is None:
+                poll = select.poll()
+                poll.register(self._jail.to_child, select.POLLOUT)
+            wait = deadline - time.monotonic()
+            if wait > 0:
+                poll.poll(wait * 1000)
 
     def _recv(self, seconds: float) -> dict:
         assert self._jail is not None
