@@ -263,9 +263,11 @@ class GymPolicy:
         self.policy = policy
         self.name = name or type(policy).__name__
         self.env_kwargs = dict(env_kwargs or {})
-        if wrapper == "auto":
+        if isinstance(wrapper, str):
+            if wrapper != "auto":
+                raise ValueError(f"wrapper must be a callable, None or 'auto', got {wrapper!r}")
             wrapper = _infer_wrapper(policy)
-        self.wrapper = wrapper
+        self.wrapper: Callable[[gym.Env], gym.Env] | None = wrapper
         if runner not in RUNNERS:
             raise ValueError(f"runner must be one of {', '.join(RUNNERS)}, got {runner!r}")
         self.runner = runner

@@ -243,8 +243,11 @@ def run_batched(policy, method, store, rs, beta, seeds, kappa_probe=0.0, max_ste
 def run_vector(policy, method, store, rs, beta, seeds, max_rounds=200, max_steps=100_000
                ) -> list[EpisodeRecord]:
     """Every episode of the unit as one :class:`MacroBatch`, one forward pass per round."""
+    from .env import AutoTTSEnv
+
     env = make_env(policy, store, rs, beta, 0.0)  # checks the spaces; gives N, max_depth
     inner = env.unwrapped
+    assert isinstance(inner, AutoTTSEnv)
     mb = MacroBatch(rs, seeds, beta, inner.N, inner.max_depth, max_rounds)
     env.close()
     live = np.ones(mb.E, dtype=bool)
