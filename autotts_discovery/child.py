@@ -322,7 +322,8 @@ def _wave(chan: Channel, fresh: Fresh, proxy, beta: float, states: list, eps: li
     def flush(g: int, pending: list) -> bool:
         """Send group g's calls (and the answers so far); False when the group ended."""
         nonlocal done
-        live = [(lane_, req) for lane_, req in zip(groups[g], pending) if not lane_.dead]
+        live = [(lane_, req) for lane_, req in zip(groups[g], pending, strict=False)
+                if not lane_.dead]
         groups[g] = [lane_ for lane_, _ in live]
         requests[g] = [req for _, req in live]
         chan.send({"t": "batch", "g": g, "calls": requests[g], "done": done})
@@ -337,7 +338,7 @@ def _wave(chan: Channel, fresh: Fresh, proxy, beta: float, states: list, eps: li
         if reply.get("t") != "replies" or g not in (0, 1) or not active[g]:
             raise SystemExit(0)
         active[g] = flush(g, [lane_.switch(tuple(r))
-                              for lane_, r in zip(groups[g], reply["replies"])])
+                              for lane_, r in zip(groups[g], reply["replies"], strict=False)])
 
 
 def main() -> None:

@@ -232,7 +232,7 @@ def start(spec: JailSpec, setup_seconds: float = 30.0) -> Running:
         argv += ["--setenv", k, v]
     argv += ["--seccomp", str(bpf_fd), "--",
              os.path.realpath(sys.executable), "-I", "-S", "-B", CHILD, json.dumps(cfg)]
-    output = tempfile.TemporaryFile(prefix="autotts-jail-")  # noqa: SIM115 (kept open for the jail's lifetime)
+    output = tempfile.TemporaryFile(prefix="autotts-jail-")
     # the jail writes its output through a write-only, append-only descriptor: it cannot
     # read back what an earlier episode wrote there
     out_w = os.open(f"/proc/self/fd/{output.fileno()}", os.O_WRONLY | os.O_APPEND)

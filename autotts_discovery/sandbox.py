@@ -110,7 +110,7 @@ class SandboxExecutor:
         self.child_cpu: float | None = None
 
     # -- lifetime
-    def __enter__(self) -> SandboxExecutor:  # noqa: PYI034
+    def __enter__(self) -> SandboxExecutor:
         self.start()
         return self
 
@@ -166,7 +166,7 @@ class SandboxExecutor:
             self.close(grace=0.0)
             raise EpisodeFailure(f.kind, f.message, f.index) from None
 
-    def _solve(self, beta: float, sessions: Sequence[Session]) -> list:
+    def _solve(self, beta: float, sessions: Sequence[Session]) -> list:  # noqa: C901 (one message loop with its checks, kept in one place)
         lim = self.limits
         n = self._n = len(sessions)
         self._send({"t": "unit", "beta": beta,
@@ -213,10 +213,10 @@ class SandboxExecutor:
                 ep, name, args = call
                 if (type(ep) is not int or not 0 <= ep < n or finished[ep]
                         or type(args) is not list or arity.get(name) != len(args)
-                        or args and (type(args[0]) is not int
-                                     or not -_INT_BOUND < args[0] < _INT_BOUND)
-                        or len(args) > 1 and not all(
-                            type(a) is int and -_INT_BOUND < a < _INT_BOUND for a in args)):
+                        or (args and (type(args[0]) is not int
+                                     or not -_INT_BOUND < args[0] < _INT_BOUND))
+                        or (len(args) > 1 and not all(
+                            type(a) is int and -_INT_BOUND < a < _INT_BOUND for a in args))):
                     raise _Fault(FailureKind.PROTOCOL, f"a malformed call {clean(call, 60)}",
                                  ep if type(ep) is int and 0 <= ep < n else None)
                 queries[ep] += 1
@@ -290,7 +290,7 @@ class SandboxExecutor:
                     poll = select.poll()
                     poll.register(self._jail.from_child, select.POLLIN)
                 wait = deadline - time.monotonic()
-                if wait <= 0 or not poll.poll(wait * 1000) and time.monotonic() >= deadline:
+                if wait <= 0 or (not poll.poll(wait * 1000) and time.monotonic() >= deadline):
                     raise self._timeout("gave no answer") from None
                 continue
             if not chunk:
@@ -354,7 +354,7 @@ class SandboxExecutor:
         tail = self._jail.output_tail(2000)
         if "MemoryError" in tail or "Cannot allocate memory" in tail:
             return _Fault(FailureKind.MEMORY, "the memory limit was reached")
-        if code is not None and code in (128 + 24, -24) or "CPU time limit" in tail:
+        if (code is not None and code in (128 + 24, -24)) or "CPU time limit" in tail:
             return _Fault(FailureKind.TIMEOUT, f"the CPU limit of {self.limits.cpu_seconds} s "
                           "was reached")
         last = tail.strip().splitlines()[-1:] or [""]

@@ -58,7 +58,9 @@ def main() -> None:
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         assert res.ok, res.message
         best_sb = min(best_sb, (wall, cpu + (res.jail.get("child_cpu_seconds") or 0.0)))
-    key = lambda r: (r.model, r.problem, r.seed, r.beta)
+    def key(r):
+        return (r.model, r.problem, r.seed, r.beta)
+
     assert {key(r): (r.answer, r.tokens, r.steps) for r in ref.records} == \
         {key(r): (r.answer, r.tokens, r.steps) for r in res.results.records}
     calls = sum(r.steps for r in ref.records)

@@ -60,7 +60,7 @@ def readable_copy(src: Path, dest: Path) -> Path:
     """A world-readable copy of a store (dirs 0755, files 0644), as the issue's attacker
     found it."""
     shutil.copytree(src, dest)
-    for root, dirs, files in os.walk(dest):
+    for root, _dirs, files in os.walk(dest):
         os.chmod(root, 0o755)
         for f in files:
             os.chmod(os.path.join(root, f), 0o644)

@@ -9,8 +9,8 @@ import pytest
 minari = pytest.importorskip("minari", reason="Minari is not installed (extra 'offline')")
 pytest.importorskip("jax", reason="Minari's DataCollector needs jax (minari[create])")
 
-from autotts_gym.harness import evaluate
-from autotts_rl.offline import RolloutSpec, write_rollouts
+from autotts_gym.harness import evaluate  # noqa: E402 (after the importorskip checks)
+from autotts_rl.offline import RolloutSpec, write_rollouts  # noqa: E402
 
 
 @pytest.fixture()

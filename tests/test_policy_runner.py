@@ -61,7 +61,8 @@ def test_vector_runner_every_macro_action(synthetic_store):
             key = (obs[:, -1] * 1000 + obs[:, 0] * 97 + obs[:, 3] * 13).astype(np.int64)
             pref = np.stack([(key + k) % 6 for k in range(6)], axis=1)
             pref[:, 0] = np.where(obs[:, -1] > 0.1, 0, pref[:, 0])
-            pick = np.array([p[m[p]][0] if m[p].any() else 0 for p, m in zip(pref, masks)])
+            pick = np.array([p[m[p]][0] if m[p].any() else 0
+                             for p, m in zip(pref, masks, strict=True)])
             return pick, state
 
     for width in (8, 64):

@@ -29,7 +29,7 @@ def _fake_child(payload: bytes, replies_then: bytes = b"") -> jail.Running:
     parent's reply) ``replies_then``, then lingers."""
     files = []
     for data in (payload, replies_then):
-        f = tempfile.NamedTemporaryFile(delete=False)  # noqa: SIM115
+        f = tempfile.NamedTemporaryFile(delete=False)
         f.write(data)
         f.close()
         files.append(f.name)
@@ -205,7 +205,9 @@ def test_sandboxed_records_equal_the_in_process_harness(synthetic_store):
     ref = evaluate("cmc", synthetic_store, workers=1, fast=False, progress=False, trace=True,
                    **kw)
     assert res.ok, res.message
-    key = lambda r: (r.problem, r.seed, r.beta)
+    def key(r):
+        return (r.problem, r.seed, r.beta)
+
     got = {key(r): (r.answer, r.correct, r.tokens, r.steps) for r in res.results.records}
     want = {key(r): (r.answer, r.correct, r.tokens, r.steps) for r in ref.records}
     assert got == want and len(got) == 120

@@ -114,7 +114,7 @@ def test_kill_then_resume_never_lowers_the_best(tmp_path, synthetic_store_dir):
     held = None  # the episodes behind best.zip after the last attempt
     args = ["train", "--config", str(cfg_path), "--out", str(out), "--no-progress"]
     kills = 0
-    for attempt in range(8):  # four random kills, then let it finish
+    for _attempt in range(8):  # four random kills, then let it finish
         proc = subprocess.Popen([sys.executable, "-m", "autotts_cli", *args], cwd=ROOT,
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
