@@ -171,16 +171,8 @@ def _run(explorer: Explorer, store: ReplayStore, history: History, cfg: LoopConf
         else:
             res = evaluate_in_sandbox(check.code, store, models, list(split.search),
                                       cfg.seeds, cfg.betas, limits, method=f"r{k:04d}")
-            files["record.json"] = {"round": k, **res.to_dict()}
-            files["traces.jsonl"] = "".join(json.dumps(t) + "\n" for t in res.traces)
-            if res.ok:
-                files["results.json"] = sweep_summary(res, sc64)
-                files["records.jsonl"] = records_jsonl(res.results.records)
-        files["record.json"]["seconds"] = round(time.monotonic() - t0, 2)
-        history.write_round(k, files)
-        r = Round.from_files({"index": k, **files})
-        log(f"round {k}: {r.kind.value}"
-            + (f", score {r.score:.4f}" if r.score is not None else f": {r.message[:120]}"))
+            files.update(_scored_files(k, res, sc64))
+        _finish_round(history, k, files, t0, f"round {k}", log)
     else:
         status = "done" if best(history.typed()) else "failed"
         history.write_state(_state(cfg, store, status, spent))
@@ -199,16 +191,28 @@ def _seed_rounds(store: ReplayStore, history: History, cfg: LoopConfig, split: S
         files: dict = {"prompt.md": f"(seed controller {seed.source}; no explorer call)\n",
                        "controller.py": seed.code,
                        "cost.json": {"input_tokens": 0, "output_tokens": 0, "usd": 0.0},
-                       "record.json": {"round": i, **res.to_dict(), "seed": seed.source},
-                       "traces.jsonl": "".join(json.dumps(t) + "\n" for t in res.traces)}
-        if res.ok:
-            files["results.json"] = sweep_summary(res, sc64)
-            files["records.jsonl"] = records_jsonl(res.results.records)
-        files["record.json"]["seconds"] = round(time.monotonic() - t0, 2)
-        history.write_round(i, files)
-        r = Round.from_files({"index": i, **files})
-        log(f"round {i} (seed {seed.source}): {r.kind.value}"
-            + (f", score {r.score:.4f}" if r.score is not None else f": {r.message[:120]}"))
+                       **_scored_files(i, res, sc64)}
+        files["record.json"]["seed"] = seed.source
+        _finish_round(history, i, files, t0, f"round {i} (seed {seed.source})", log)
+
+
+def _scored_files(k: int, res: SandboxResult, sc64: dict[str, float]) -> dict:
+    """A sandboxed round's record, traces and, when it worked, results and records."""
+    files: dict = {"record.json": {"round": k, **res.to_dict()},
+                   "traces.jsonl": "".join(json.dumps(t) + "\n" for t in res.traces)}
+    if res.ok:
+        files["results.json"] = sweep_summary(res, sc64)
+        files["records.jsonl"] = records_jsonl(res.results.records)
+    return files
+
+
+def _finish_round(history: History, k: int, files: dict, t0: float, label: str, log) -> None:
+    """Stamp the round's time, write it whole, and log its outcome."""
+    files["record.json"]["seconds"] = round(time.monotonic() - t0, 2)
+    history.write_round(k, files)
+    r = Round.from_files({"index": k, **files})
+    log(f"{label}: {r.kind.value}"
+        + (f", score {r.score:.4f}" if r.score is not None else f": {r.message[:120]}"))
 
 
 def require_success(history: History) -> Round:
