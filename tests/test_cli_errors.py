@@ -97,7 +97,7 @@ CASES = [
     (["data", "import", "deep", "--out", "s"], 1, "b.json: JSON nested too deeply"),
     (["data", "import", "big", "--out", "s"], 1, "field 'branch_tokens' is too large"),
     (["data", "info", "missing"], 1, "missing (from argument): no such file"),
-    (["train", "--config", "nope.yaml", "--out", "r"], 1, "nope.yaml: No such file"),
+    (["train", "--config", "nope.yaml", "--out", "r"], 2, "nope.yaml: cannot read the config"),
     # downloads and servers
     (["data", "download", "--base-url", "file:///nonexistent/x"], 1, "is not a folder"),
     (["data", "download", "--base-url", "localhost:8000"], 1, "expected an http://"),
