@@ -32,6 +32,7 @@ from typing import Protocol
 import numpy as np
 
 from .errors import UsageError
+from .protocol import ScoredEpisode
 
 CONFIDENCE = 0.95
 N_RESAMPLES = 10_000
@@ -49,9 +50,10 @@ class StatsError(UsageError):
     """Inputs the statistics cannot use (no episodes, episodes that do not pair up)."""
 
 
-class Record(Protocol):
-    """What the statistics need of an episode record (``harness.EpisodeRecord``); read-only
-    members, so frozen dataclasses satisfy it."""
+class Record(ScoredEpisode, Protocol):
+    """What the statistics need of an episode record (``harness.EpisodeRecord``): the
+    objective's fields (:class:`~autotts_gym.protocol.ScoredEpisode`) and where the episode
+    comes from; read-only members, so frozen dataclasses satisfy it."""
 
     @property
     def model(self) -> str: ...
@@ -62,13 +64,7 @@ class Record(Protocol):
     @property
     def seed(self) -> int: ...
     @property
-    def beta(self) -> float: ...
-    @property
     def method(self) -> str: ...
-    @property
-    def correct(self) -> bool: ...
-    @property
-    def tokens(self) -> float: ...
 
 
 @dataclass(frozen=True)
