@@ -1,25 +1,27 @@
 """The jailed side of a sandboxed evaluation (runs as ``/sandbox/child.py`` in the jail).
 
 Started by :mod:`.jail` inside a bubblewrap jail as ``python -I -S -B /sandbox/child.py
-CONFIG``; it talks to the parent over two pipes (fds named in CONFIG) in JSON lines and never holds
-a gold answer, an unrevealed answer or a store path: the parent owns every
-:class:`~autotts_gym.session.Session`.
+CONFIG``. It never holds a gold answer, an unrevealed answer or a store path: the parent
+owns every :class:`~autotts_gym.session.Session`.
 
-Steps: drop to the jail's own uid (when the jail's setup ran as the namespace's root),
-set resource limits, load the candidate with :func:`autotts_gym.controllers.load_controller`
-from a file in the work directory (``FILE.py:CLASS`` and its config come as data), then
-play the episodes the parent names. Episodes run in ``lanes`` greenlets; the session calls
-of all lanes go to the parent in one message and come back in one reply.
+Two kinds of process, both in the jail:
 
-No episode sees what another wrote (:class:`Fresh`): each starts from a fresh module
-namespace (the candidate's code, compiled once, executed again into a new module object
-that is never put in ``sys.modules``) and a fresh controller, with the shared state a
-controller can reach by plain means restored (the global RNGs of ``random`` and
-``numpy.random``, the top-level namespaces of ``builtins`` and the modules a controller may
-import, foreign ``sys.modules`` entries, ``os.environ``); the work directory is not
-writable once the candidate is loaded. Episodes of one problem never run at the same time:
-a unit is played in waves (the parent names each episode's wave; one episode per problem
-in a wave), and a wave starts when the previous one has ended.
+* The **zygote** (this script's main process) drops to the jail's uid, sets resource
+  limits, imports what a controller may import, and then only obeys the parent's control
+  pipe: for each *wave* it forks a worker, and when the parent ends the wave it kills and
+  reaps that worker. It never runs candidate code, so every worker starts from the same
+  clean state.
+* A **worker** installs a stricter seccomp filter (no new processes or threads, no System V
+  or POSIX IPC, no signals to other processes, no changes to another process's limits or
+  scheduling), loads the candidate once and plays its wave's episodes, each with a fresh
+  controller, in ``lanes`` greenlets; the session calls of a group of lanes go to the parent
+  in one message and come back in one reply (JSON lines over the data pipes).
+
+A wave holds at most one episode of any problem, and a worker lives for one wave only, so
+no episode can meet anything an episode of the same problem left behind: the memory,
+files (the file system is read-only) and kernel objects of the process that ran it are
+gone before the next wave starts. Episodes of one wave (different problems) share the
+candidate's module, as they would in one in-process run.
 
 Standard library, greenlet and ``autotts_gym``'s pure-Python modules only: this file is
 executed in the jail, where nothing else is mounted.
@@ -30,11 +32,14 @@ from __future__ import annotations
 import json
 import os
 import resource
+import select
 import signal
 import sys
-from operator import is_
+import time
 
 MB = 1024 * 1024
+SPIN_SECONDS = 0.002
+"""How long a read retries before it sleeps: waking a sleeping reader costs far more."""
 
 
 class SessionError(RuntimeError):
@@ -48,7 +53,6 @@ def _limit(kind: int, value: int) -> None:
 def lock_down(cfg: dict) -> None:
     uid = int(cfg["uid"])
     if os.getuid() == 0:  # the jail was set up as its namespace's root: drop for good
-        os.chown(cfg["workdir"], uid, uid)
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)
@@ -65,65 +69,106 @@ def lock_down(cfg: dict) -> None:
     sys.path.append(cfg["lib"])
 
 
+def codec():
+    """(encode to bytes, decode from bytes): orjson where the jail has it, else json."""
+    try:
+        import orjson
+
+        return orjson.dumps, orjson.loads
+    except ImportError:
+        encode = json.JSONEncoder(separators=(",", ":")).encode
+        return (lambda obj: encode(obj).encode()), json.loads
+
+
 class Channel:
-    """JSON lines over two pipe fds."""
+    """JSON lines over two pipe fds. The input is non-blocking: a read spins briefly
+    before it sleeps (see :data:`SPIN_SECONDS`)."""
 
     def __init__(self, in_fd: int, out_fd: int) -> None:
-        self._in = os.fdopen(in_fd, "rb", buffering=1 << 16)
-        self._out = out_fd
+        self._in, self._out = in_fd, out_fd
+        os.set_blocking(in_fd, False)
+        self._buf = b""
+        self._poll = select.poll()
+        self._poll.register(in_fd, select.POLLIN)
+        self._encode, self._decode = codec()
 
     def send(self, msg: dict) -> None:
-        data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+        data = self._encode(msg) + b"\n"
         while data:
             data = data[os.write(self._out, data):]
 
-    def recv(self) -> dict:
-        line = self._in.readline()
-        if not line:
-            raise SystemExit(0)  # the parent closed the channel
-        return json.loads(line)
+    def pending(self) -> bool:
+        """Whether a whole message waits in the buffer (a poll would not see it)."""
+        return b"\n" in self._buf
+
+    def recv(self, spin: bool = True) -> dict:
+        end = self._buf.find(b"\n")
+        until = None
+        while end < 0:
+            try:
+                chunk = os.read(self._in, 1 << 16)
+            except BlockingIOError:
+                if not spin:
+                    self._poll.poll()
+                elif until is None:
+                    until = time.perf_counter() + SPIN_SECONDS
+                elif time.perf_counter() > until:
+                    self._poll.poll()
+                continue
+            if not chunk:
+                raise SystemExit(0)  # the parent closed the channel
+            self._buf += chunk
+            end = self._buf.find(b"\n")
+        line, self._buf = self._buf[:end], self._buf[end + 1:]
+        return self._decode(line)
 
 
-def make_proxy(methods: tuple[str, ...], properties: tuple[str, ...], arity: dict):
-    """The session class a jailed controller sees, derived from the contract's lists."""
+# ----------------------------------------------------------------------------- worker
+
+
+def make_proxy(methods: tuple[str, ...], arity: dict[str, int], widths: dict[str, int]):
+    """The session class a jailed controller sees: the contract's methods forward to the
+    parent (by index); ``tokens``, ``n_opened`` and ``branches_left`` come with each reply
+    (``ok, tokens, n_opened`` and the result's fields, see :mod:`.sandbox`)."""
     from operator import index
 
-    def forward(name: str, n_args: int):
-        def unpack(self, args: list):
-            ok, value, state = self._hub.switch((self._ep, name, args))
-            self._state = state
-            if not ok:
-                raise SessionError(value)
-            return tuple(value) if type(value) is list else value
+    def forward(m: int, name: str, n_args: int, w: int):
+        def result(self, r: tuple):
+            self._tokens, self._n = r[1], r[2]
+            if not r[0]:
+                raise SessionError(r[3])
+            if not w:
+                return r[3]
+            return None if r[3] is None else r[3:3 + w]
 
         if n_args == 0:
             def call(self):
-                return unpack(self, [])
+                return result(self, self._hub.switch((self._ep, m, 0)))
         else:
             def call(self, branch):
-                return unpack(self, [index(branch)])
+                return result(self, self._hub.switch((self._ep, m, index(branch))))
         call.__name__ = name
         return call
 
-    def prop(i: int):
-        return property(lambda self: self._state[i])
-
-    ns: dict = {"__slots__": ("_ep", "_hub", "_state", "_beta"),
-                "beta": property(lambda self: self._beta)}
-    for name in methods:
-        ns[name] = forward(name, arity[name])
-    for i, name in enumerate(p for p in properties if p != "beta"):
-        ns[name] = prop(i)
+    ns: dict = {"__slots__": ("_beta", "_ep", "_hub", "_n", "_tokens", "_total"),
+                "beta": property(lambda self: self._beta),
+                "tokens": property(lambda self: self._tokens),
+                "n_opened": property(lambda self: self._n),
+                "branches_left": property(lambda self: self._total - self._n)}
+    for m, name in enumerate(methods):
+        ns[name] = forward(m, name, arity[name], widths.get(name, 0))
 
     def init(self, ep: int, beta: float, state: list, hub) -> None:
-        self._ep, self._beta, self._state, self._hub = ep, beta, state, hub
+        self._ep, self._beta, self._hub = ep, beta, hub
+        self._tokens, self._n, self._total = state
 
     ns["__init__"] = init
     return type("Session", (), ns)
 
 
 def _error(e: BaseException) -> str:
-    return f"{type(e).__name__}: {e}"[:2000]
+    text = f"{type(e).__name__}: {e}"[:2000]
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")  # (lone surrogates)
 
 
 class Failure(Exception):
@@ -132,246 +177,39 @@ class Failure(Exception):
         self.kind, self.ep, self.message = kind, ep, message
 
 
-_MISSING = object()
+def filter_installer(bpf: bytes):
+    """A function that adds the worker's seccomp filter (a BPF program compiled by the
+    parent) to the calling process; filters only ever add up, so the jail's own filter
+    still applies. Prepared once in the zygote, called first thing in each worker."""
+    import ctypes
+
+    class SockFprog(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    buf = ctypes.create_string_buffer(bpf, len(bpf))
+    prog = SockFprog(len(bpf) // 8, ctypes.addressof(buf))
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_seccomp, seccomp_mode_filter = 22, 2
+
+    def install() -> None:
+        if libc.prctl(pr_set_seccomp, seccomp_mode_filter, ctypes.byref(prog), 0, 0) != 0:
+            raise SystemExit(f"jail: the worker's seccomp filter failed "
+                             f"(errno {ctypes.get_errno()})")
+
+    install.keep = (buf, prog)  # type: ignore[attr-defined]
+    return install
 
 
-class Fresh:
-    """Per episode: the shared state restored, then a fresh module and controller."""
-
-    def __init__(self, code: str, path: str, cls: str | None, config: dict | None,
-                 shared: list[str]) -> None:
-        import random
-        import types
-
-        from autotts_gym.controllers import instantiate, load_controller
-
-        self._code = compile(code, path, "exec")
-        self._path, self._cls, self._config = path, cls, config or None
-        self._load, self._instantiate, self._module = load_controller, instantiate, \
-            types.ModuleType
-        self._workdir = os.path.dirname(path)
-        self._random = random
-        self._np_random = sys.modules.get("numpy.random")
-        self._rng = random.getstate()
-        self._np_rng = self._np_random.get_state() if self._np_random else None
-        self._environ = dict(os.environ)
-        self._watched: dict[str, tuple[dict, dict]] = {}
-        self._n_modules = 0
-        self._watch(init=True)
-        self._checked = [_Snapshot(*self._watched[n]) for n in ("builtins", *shared)
-                         if n in self._watched]  # compared entry by entry
-        import gc
-
-        self._gc = gc
-        gc.collect()
-        gc.freeze()  # what is loaded now is never scanned again: collecting stays cheap
-
-    def _watch(self, init: bool = False) -> None:
-        """Snapshot the namespace of every module not seen yet; drop ``sys.modules``
-        entries that are not modules loaded from a spec (a place to stash state)."""
-        for name, mod in list(sys.modules.items()):
-            if name in self._watched:
-                continue
-            if not isinstance(mod, self._module) or getattr(mod, "__spec__", None) is None:
-                if not init:
-                    del sys.modules[name]
-                continue
-            d = vars(mod)
-            self._watched[name] = (d, dict(d))
-        self._n_modules = len(sys.modules)
-
-    def reset(self) -> None:
-        """Restore what an earlier episode may have written (cheap when it wrote nothing)."""
-        if len(sys.modules) != self._n_modules:
-            self._watch()
-        for c in self._checked:
-            c.check()
-        for d, snap in self._watched.values():
-            if len(d) != len(snap):
-                _restore(d, snap)
-        self._random.setstate(self._rng)
-        if self._np_random is not None:
-            self._np_random.set_state(self._np_rng)
-        if os.environ != self._environ:
-            os.environ.clear()
-            os.environ.update(self._environ)
-        _seal(self._workdir, os.path.basename(self._path))
-        self._gc.collect()  # an earlier episode's module and objects: gone, not just unused
-
-    def controller(self, beta: float):
-        self.reset()
-        module = self._module("candidate")
-        module.__file__ = self._path
-        sys.modules["candidate"] = module  # while its body runs (dataclasses look it up)
-        try:
-            exec(self._code, vars(module))  # the candidate's code, jailed
-        finally:
-            sys.modules.pop("candidate", None)
-        spec = self._load(module, name="candidate", config=self._config, cls=self._cls)
-        return self._instantiate(spec, beta)
-
-
-class _Snapshot:
-    """A namespace and its snapshot, compared by identity at C speed (same keys, then
-    every value the very object it was)."""
-
-    __slots__ = ("d", "keys", "snap", "values")
-
-    def __init__(self, d: dict, snap: dict) -> None:
-        self.d, self.snap = d, snap
-        self._refresh()
-
-    def _refresh(self) -> None:
-        self.keys, self.values = tuple(self.snap), tuple(self.snap.values())
-
-    def check(self) -> None:
-        d = self.d
-        if (len(d) != len(self.snap) or d.keys() != self.snap.keys()
-                or not all(map(is_, map(d.__getitem__, self.keys), self.values))):
-            _restore(d, self.snap)
-            self._refresh()
-
-
-def _restore(d: dict, snap: dict) -> None:
-    name = snap.get("__name__")
-    for k in [k for k in d if k not in snap]:
-        v = d[k]
-        if isinstance(name, str) and sys.modules.get(f"{name}.{k}") is v:
-            snap[k] = v  # a submodule imported since (``import pkg.sub`` binds it)
-        else:
-            del d[k]
-    for k, v in snap.items():
-        if d.get(k, _MISSING) is not v:
-            d[k] = v
-
-
-def _seal(workdir: str, keep: str) -> None:
-    """The work directory read-only, holding only the candidate's file."""
+def worker(cfg: dict, init: dict, wave: dict, add_filter, code) -> None:
+    """One wave in this (forked) process: load the candidate, play, exit."""
+    for fd in (cfg["ctl_in"], cfg["ctl_out"]):
+        os.close(fd)  # the control pipes are the zygote's alone
+    add_filter()
+    chan = Channel(cfg["in_fd"], cfg["out_fd"])
     try:
-        if os.stat(workdir).st_mode & 0o222:
-            os.chmod(workdir, 0o555)
-        names = os.listdir(workdir)
-    except OSError:
-        return
-    if names != [keep]:
-        import shutil
-
-        os.chmod(workdir, 0o755)
-        for n in names:
-            if n != keep:
-                p = os.path.join(workdir, n)
-                shutil.rmtree(p) if os.path.isdir(p) and not os.path.islink(p) \
-                    else os.unlink(p)
-        os.chmod(workdir, 0o555)
-
-
-def play(chan: Channel, fresh: Fresh, proxy, msg: dict, cfg: dict) -> None:
-    """Play one unit, wave by wave (episodes of one problem never overlap in time)."""
-    states, waves = msg["states"], msg["waves"]
-    for w in sorted(set(waves)):
-        _wave(chan, fresh, proxy, float(msg["beta"]), states,
-              [i for i, x in enumerate(waves) if x == w], cfg)
-
-
-def _wave(chan: Channel, fresh: Fresh, proxy, beta: float, states: list, eps: list[int],
-          cfg: dict) -> None:
-    """Episodes ``eps`` in up to ``lanes`` greenlets, each with a fresh controller, split in
-    two groups so that one group runs while the parent serves the other's calls."""
-    import greenlet
-
-    cap = int(cfg["max_answer_chars"])
-    todo = eps[::-1]
-    hub = greenlet.getcurrent()
-    done: list = []
-
-    def lane() -> None:
-        while todo:
-            ep = todo.pop()
-            try:
-                ctl = fresh.controller(beta)
-            except MemoryError:
-                raise Failure("memory", ep, "MemoryError on load") from None
-            except BaseException as e:  # whatever the candidate raises
-                if isinstance(e, greenlet.GreenletExit):
-                    raise
-                raise Failure("load", ep, _error(e)) from None
-            try:
-                answer = ctl.solve(proxy(ep, beta, states[ep], hub))
-            except MemoryError:
-                raise Failure("memory", ep, "MemoryError in solve") from None
-            except BaseException as e:
-                if isinstance(e, greenlet.GreenletExit):
-                    raise
-                raise Failure("runtime_error", ep, f"solve raised {_error(e)}") from None
-            ctl = None  # nothing of this episode stays reachable once it has ended
-            if answer is not None:
-                if not isinstance(answer, str):
-                    raise Failure("bad_return", ep, f"solve returned "
-                                  f"{type(answer).__name__}, expected a string or None")
-                answer = str.__str__(answer)  # a plain str, whatever the subclass does
-                if len(answer) > cap:
-                    raise Failure("bad_return", ep, f"an answer of {len(answer)} characters "
-                                  f"(at most {cap})")
-            done.append([ep, answer])
-
-    n_lanes = min(int(cfg["lanes"]), len(todo))
-    lanes = [greenlet.greenlet(lane) for _ in range(n_lanes)]
-    groups = [lanes[0::2], lanes[1::2]]
-    requests: list[list] = [[], []]
-
-    def flush(g: int, pending: list) -> bool:
-        """Send group g's calls (and the answers so far); False when the group ended."""
-        nonlocal done
-        live = [(lane_, req) for lane_, req in zip(groups[g], pending, strict=False)
-                if not lane_.dead]
-        groups[g] = [lane_ for lane_, _ in live]
-        requests[g] = [req for _, req in live]
-        chan.send({"t": "batch", "g": g, "calls": requests[g], "done": done})
-        done = []
-        return bool(live)
-
-    active = [flush(g, [lane_.switch() for lane_ in groups[g]]) if groups[g] else False
-              for g in (0, 1)]
-    while any(active):
-        reply = chan.recv()
-        g = reply.get("g")
-        if reply.get("t") != "replies" or g not in (0, 1) or not active[g]:
-            raise SystemExit(0)
-        active[g] = flush(g, [lane_.switch(tuple(r))
-                              for lane_, r in zip(groups[g], reply["replies"], strict=False)])
-
-
-def main() -> None:
-    cfg = json.loads(sys.argv[1])
-    lock_down(cfg)
-    chan = Channel(int(cfg["in_fd"]), int(cfg["out_fd"]))
-    try:
-        import importlib
-        import inspect
-
-        from autotts_gym.contracts import SESSION_METHODS, SESSION_PROPERTIES, SessionAPI
-        from autotts_gym.controllers import load_controller
-
-        for name in cfg["shared"]:  # loaded before any candidate code: their clean state
-            try:
-                importlib.import_module(name)
-            except ImportError:
-                pass
-        init = chan.recv()
-        code, cls, config = init["code"], init.get("cls"), init.get("config")
-        path = os.path.join(cfg["workdir"], "candidate.py")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(code)
-        before = set(sys.modules)
-        load_controller(path if cls is None else f"{path}:{cls}", name="candidate",
-                        config=config or None)  # fails early, with the loader's message
-        for name in set(sys.modules) - before:
-            if name.startswith("autotts_user_controller_"):
-                del sys.modules[name]  # episodes use their own module objects
-        fresh = Fresh(code, path, cls, config, cfg["shared"])
-        arity = {m: len(inspect.signature(getattr(SessionAPI, m)).parameters) - 1
-                 for m in SESSION_METHODS}
-        proxy = make_proxy(SESSION_METHODS, SESSION_PROPERTIES, arity)
+        if isinstance(code, BaseException):
+            raise code
+        spec = _load(cfg, init, code)
     except MemoryError:
         chan.send({"t": "fail", "kind": "memory", "ep": None, "msg": "MemoryError on load"})
         return
@@ -379,20 +217,242 @@ def main() -> None:
         chan.send({"t": "fail", "kind": "load", "ep": None, "msg": _error(e)})
         return
     chan.send({"t": "ready"})
+    try:
+        play(chan, spec, wave, cfg)
+    except Failure as f:
+        chan.send({"t": "fail", "kind": f.kind, "ep": f.ep, "msg": f.message})
+
+
+def compile_candidate(cfg: dict):
+    """The candidate's code object (compiled once, in the zygote: compiling runs none of
+    it), or the error compiling raised (each worker reports it as a load failure)."""
+    path = os.path.join(cfg["workdir"], "candidate.py")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return compile(f.read(), path, "exec")
+    except (SyntaxError, ValueError, OSError, UnicodeDecodeError, RecursionError,
+            MemoryError) as e:
+        return e
+
+
+def _load(cfg: dict, init: dict, code):
+    import types
+
+    from autotts_gym.controllers import load_controller
+
+    path = os.path.join(cfg["workdir"], "candidate.py")
+    module = types.ModuleType("candidate")
+    module.__file__ = path
+    sys.modules["candidate"] = module  # while its body runs (dataclasses look it up)
+    exec(code, vars(module))  # the candidate's code, jailed
+    return load_controller(module, name="candidate", config=init.get("config") or None,
+                           cls=init.get("cls"))
+
+
+def play(chan: Channel, spec, wave: dict, cfg: dict) -> None:
+    """The wave's episodes in up to ``lanes`` greenlets, each with a fresh controller, split
+    in two groups so that one group runs while the parent serves the other's calls."""
+    from itertools import chain
+
+    import greenlet
+
+    from autotts_gym.contracts import (
+        SESSION_METHODS,
+        reply_width,
+        result_widths,
+        session_arity,
+    )
+
+    beta, states = float(wave["beta"]), wave["states"]
+    proxy = make_proxy(SESSION_METHODS, session_arity(), result_widths())
+    width = reply_width()
+    cap = int(cfg["max_answer_chars"])
+    todo = list(range(len(states)))[::-1]
+    hub = greenlet.getcurrent()
+    done: list = []
+
+    def lane() -> None:
+        while todo:
+            ep = todo.pop()
+            answer = _episode(spec, beta, proxy(ep, beta, states[ep], hub), ep, cap)
+            done.append([ep, answer])  # (``done`` is a new list after each flush)
+
+    n_lanes = min(int(cfg["lanes"]), len(todo))
+    lanes = [greenlet.greenlet(lane) for _ in range(n_lanes)]
+    groups: list[list] = [lanes, []]  # each group's lanes, in the order of their calls
+    held: list[list] = [[], []]  # (lane, call) moved to a group, sent with its next batch
+    active = [False, False]  # a batch of the group is with the parent
+
+    def send(g: int, group: list, calls: list) -> None:
+        nonlocal done
+        groups[g], active[g] = group, bool(calls)
+        chan.send({"t": "batch", "g": g, "calls": list(chain.from_iterable(calls)),
+                   "done": done})
+        done = []
+
+    def flush(g: int, pending: list) -> None:
+        """Send group g's calls (a lane that ended handed back None), keeping both groups
+        in flight and about equal: an idle group gets half of them, a smaller busy one a
+        share of them with its next batch."""
+        group = [lane_ for lane_, c in zip(groups[g], pending, strict=True) if c is not None]
+        calls = [c for c in pending if c is not None]
+        group += [lane_ for lane_, _ in held[g]]
+        calls += [c for _, c in held[g]]
+        held[g] = []
+        h = 1 - g
+        if not active[h] and len(calls) >= 2:
+            k = len(calls) // 2
+            send(h, group[k:], calls[k:])
+            group, calls = group[:k], calls[:k]
+        elif active[h]:
+            k = (len(calls) - len(groups[h]) - len(held[h])) // 2
+            if k > 0:
+                held[h] += zip(group[-k:], calls[-k:], strict=True)
+                group, calls = group[:-k], calls[:-k]
+        send(g, group, calls)
+
+    if lanes:
+        flush(0, [lane_.switch() for lane_ in lanes])  # (group 1 gets half of them)
+    while any(active):
+        reply = chan.recv()
+        g = reply.get("g")
+        if reply.get("t") != "r" or g not in (0, 1) or not active[g]:
+            raise SystemExit(0)
+        fields = iter(reply["r"])
+        replies = zip(*[fields] * width, strict=False)  # one tuple per call, in order
+        flush(g, [lane_.switch(r) for lane_, r in zip(groups[g], replies, strict=False)])
+
+
+def _episode(spec, beta: float, session, ep: int, cap: int) -> str | None:
+    """One episode with a fresh controller; its answer, checked."""
+    import greenlet
+
+    from autotts_gym.controllers import instantiate
+
+    try:
+        ctl = instantiate(spec, beta)
+    except MemoryError:
+        raise Failure("memory", ep, "MemoryError on load") from None
+    except BaseException as e:  # whatever the candidate raises
+        if isinstance(e, greenlet.GreenletExit):
+            raise
+        raise Failure("load", ep, _error(e)) from None
+    try:
+        answer = ctl.solve(session)
+    except MemoryError:
+        raise Failure("memory", ep, "MemoryError in solve") from None
+    except BaseException as e:
+        if isinstance(e, greenlet.GreenletExit):
+            raise
+        raise Failure("runtime_error", ep, f"solve raised {_error(e)}") from None
+    if answer is None:
+        return None
+    if not isinstance(answer, str):
+        raise Failure("bad_return", ep, f"solve returned {type(answer).__name__}, expected "
+                      "a string or None")
+    answer = str.__str__(answer)  # a plain str, whatever the subclass does
+    if len(answer) > cap:
+        raise Failure("bad_return", ep, f"an answer of {len(answer)} characters (at most "
+                      f"{cap})")
+    try:
+        answer.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Failure("bad_return", ep, "an answer that is not valid Unicode text") from None
+    return answer
+
+
+# ----------------------------------------------------------------------------- zygote
+
+
+def _ctl_send(fd: int, msg: dict) -> None:
+    data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
+    while data:
+        data = data[os.write(fd, data):]
+
+
+def _status(status: int) -> int:
+    """An exit code, or minus the signal that ended the process."""
+    return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def serve(cfg: dict, ctl: Channel, init: dict, bpf: bytes) -> None:
+    """Obey the control pipe: a worker per wave, killed and reaped when the wave ends."""
+    add_filter = filter_installer(bpf)
+    compiled = compile_candidate(cfg)
     while True:
-        msg = chan.recv()
-        if msg.get("t") != "unit":
+        msg = ctl.recv(spin=False)
+        if msg.get("t") != "wave":
             return
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                worker(cfg, init, msg, add_filter, compiled)
+            except SystemExit as e:
+                if isinstance(e.code, str):
+                    sys.stderr.write(e.code + "\n")
+                code = e.code if isinstance(e.code, int) else 1
+            except BaseException:  # noqa: BLE001 (the worker's own end: a crash)
+                code = 1
+            os._exit(code)
+        pidfd = os.pidfd_open(pid)
+        poll = select.poll()
+        poll.register(cfg["ctl_in"], select.POLLIN)
+        poll.register(pidfd, select.POLLIN)
+        alive = True
+        while True:
+            ready = {cfg["ctl_in"]} if ctl.pending() else {fd for fd, _ in poll.poll()}
+            if alive and pidfd in ready:
+                _, status = os.waitpid(pid, 0)
+                alive = False
+                poll.unregister(pidfd)
+                _ctl_send(cfg["ctl_out"], {"t": "exit", "code": _status(status)})
+            if cfg["ctl_in"] in ready:
+                end = ctl.recv(spin=False)
+                if end.get("t") != "end":
+                    return
+                if alive:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                os.close(pidfd)
+                _ctl_send(cfg["ctl_out"], {"t": "reaped"})
+                break
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    lock_down(cfg)
+    with os.fdopen(cfg["filter_fd"], "rb") as f:
+        bpf = f.read(1 << 20)
+    import importlib
+
+    import greenlet  # noqa: F401
+
+    import autotts_gym.contracts
+    import autotts_gym.controllers
+
+    for name in cfg["shared"]:  # what a controller may import, loaded once for every worker
         try:
-            play(chan, fresh, proxy, msg, cfg)
-        except Failure as f:
-            chan.send({"t": "fail", "kind": f.kind, "ep": f.ep, "msg": f.message})
-            return
+            importlib.import_module(name)
+        except ImportError:
+            pass
+    autotts_gym.contracts.result_widths()
+    import gc
+
+    gc.collect()
+    gc.freeze()  # what is loaded now is never scanned again: fewer pages copied per worker
+    ctl = Channel(cfg["ctl_in"], cfg["ctl_out"])
+    init = ctl.recv(spin=False)
+    if init.get("t") != "init":
+        return
+    serve(cfg, ctl, init, bpf)
 
 
 if __name__ == "__main__":
     try:
         main()
     finally:  # what the jail cost, for the parent's record (stderr)
-        use = resource.getrusage(resource.RUSAGE_SELF)
-        sys.stderr.write(f"\nautotts-jail-cpu {use.ru_utime + use.ru_stime:.3f}\n")
+        own = resource.getrusage(resource.RUSAGE_SELF)
+        kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # the reaped workers
+        cpu = own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+        sys.stderr.write(f"\nautotts-jail-cpu {cpu:.3f}\n")

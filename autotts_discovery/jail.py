@@ -8,11 +8,12 @@ only:
 * the Python runtime, read-only (the interpreter, its standard library with
   ``site-packages`` hidden, ``libpython``, and ``/usr/lib`` for the C libraries, with any
   ``/usr/lib/python3*`` hidden);
-* ``/sandbox/lib``: numpy, scipy, greenlet and the few pure-Python ``autotts_gym`` modules a
-  controller may import (:data:`GYM_MODULES`; no store, no h5py, no replay data, no
-  synthetic-data generator), read-only;
+* ``/sandbox/lib``: numpy, scipy, greenlet (and orjson, when installed) and the few
+  pure-Python ``autotts_gym`` modules a controller may import (:data:`GYM_MODULES`; no
+  store, no h5py, no replay data, no synthetic-data generator), read-only;
 * ``/sandbox/child.py`` (:mod:`.child`), read-only, and ``/sandbox/work``, a tmpfs of a
-  fixed size.
+  fixed size holding only the candidate's code (``candidate.py``), mounted read-only:
+  nothing in the jail is writable, so no file outlives the worker that wrote it.
 
 No ``/proc``, ``/sys``, ``/dev``, ``/etc``, ``/tmp``, home or data directory. As root, each
 jail runs under a fresh random uid and gid (mapped 1:1 into the namespace, so no other
@@ -44,6 +45,9 @@ LIB = "/sandbox/lib"
 WORK = "/sandbox/work"
 CHILD = "/sandbox/child.py"
 PACKAGES = ("numpy", "scipy", "greenlet")
+OPTIONAL_PACKAGES = ("orjson",)
+"""Mounted when installed: the faster JSON codec of the protocol (the child falls back to
+the standard library's)."""
 GYM_MODULES = ("errors.py", "contracts.py", "controllers.py", "release.py", "voting.py",
                "protocol.py",
                "baselines/*.py")
@@ -53,9 +57,9 @@ ENV = {"PATH": "/nonexistent", "HOME": WORK, "TMPDIR": WORK, "LANG": "C.UTF-8",
        "PYTHONDONTWRITEBYTECODE": "1", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
        "MKL_NUM_THREADS": "1"}
 UID_RANGE = (1_000_000, 2_000_000_000)
-SHARED = ("builtins", *ALLOWED_IMPORTS[1:])
-"""Modules whose namespaces the child restores before every episode (loaded before the
-candidate: the ones codecheck lets a controller import)."""
+SHARED = ALLOWED_IMPORTS[1:]
+"""Modules the jail's zygote imports before it forks workers (the ones codecheck lets a
+controller import), so that a worker starts with them loaded."""
 
 
 class JailUnavailable(AutoTTSError):
@@ -133,7 +137,8 @@ def _package_dir(name: str) -> str:
 def _library() -> list[str]:
     """bwrap arguments for ``/sandbox/lib`` (without the ``autotts_gym/__init__`` stub)."""
     args = ["--dir", LIB, "--dir", f"{LIB}/autotts_gym"]
-    for name in PACKAGES:
+    optional = [n for n in OPTIONAL_PACKAGES if importlib.util.find_spec(n) is not None]
+    for name in (*PACKAGES, *optional):
         src = _package_dir(name)
         args += ["--ro-bind", src, f"{LIB}/{name}"]
         libs = src + ".libs"  # C libraries vendored by the wheel, found via $ORIGIN/..
@@ -174,10 +179,12 @@ class Running:
     """A started jail: its bwrap process, the protocol pipe ends and the jail's uid."""
 
     proc: subprocess.Popen
-    to_child: int
-    from_child: int
+    to_child: int     # data: replies to the worker's session calls
+    from_child: int   # data: the worker's calls and answers
     uid: int
     output: object  # an unlinked temporary file holding the jail's stdout and stderr
+    to_zygote: int = -1    # control: init, wave, end
+    from_zygote: int = -1  # control: exit, reaped
 
     def output_tail(self, n: int = 400) -> str:
         try:
@@ -188,11 +195,12 @@ class Running:
             return ""
 
 
-def start(spec: JailSpec, setup_seconds: float = 30.0) -> Running:
-    """Start one jail running :mod:`.child`; raises :class:`JailUnavailable`."""
+def start(spec: JailSpec, code: str, setup_seconds: float = 30.0) -> Running:
+    """Start one jail running :mod:`.child` on the candidate's ``code``; raises
+    :class:`JailUnavailable`."""
     import tempfile
 
-    from .seccomp import seccomp_program
+    from .seccomp import seccomp_program, worker_program
 
     bwrap = find_bwrap()
     if bwrap is None:
@@ -207,13 +215,18 @@ def start(spec: JailSpec, setup_seconds: float = 30.0) -> Running:
     uid = UID_RANGE[0] + secrets.randbelow(UID_RANGE[1] - UID_RANGE[0])
     p2c_r, p2c_w = os.pipe()
     c2p_r, c2p_w = os.pipe()
+    p2z_r, p2z_w = os.pipe()
+    z2p_r, z2p_w = os.pipe()
+    worker_fd = _memfd("autotts-seccomp-worker", worker_program())
     cfg = {"uid": uid, "workdir": WORK, "lib": LIB, "cpu_seconds": spec.cpu_seconds,
            "memory_mb": spec.memory_mb, "output_mb": spec.output_mb, "lanes": spec.lanes,
            "max_answer_chars": spec.max_answer_chars, "in_fd": p2c_r, "out_fd": c2p_w,
+           "ctl_in": p2z_r, "ctl_out": z2p_w, "filter_fd": worker_fd,
            "shared": list(SHARED)}
     init_fd = _memfd("autotts-gym-init", GYM_INIT.encode())
     bpf_fd = _memfd("autotts-seccomp", seccomp_program())
-    keep = [init_fd, bpf_fd]
+    code_fd = _memfd("autotts-candidate", code.encode())
+    keep = [init_fd, bpf_fd, code_fd]
     ns = ["--unshare-all", "--unshare-user", "--die-with-parent", "--new-session",
           "--hostname", "sandbox"]
     if root:  # we write the uid map ourselves: a fresh uid, not root's
@@ -227,7 +240,8 @@ def start(spec: JailSpec, setup_seconds: float = 30.0) -> Running:
             "--perms", "0444", "--ro-bind-data", str(init_fd), f"{LIB}/autotts_gym/__init__.py",
             "--ro-bind", str(Path(__file__).with_name("child.py")), CHILD,
             "--size", str(spec.work_mb * 1024 * 1024), "--tmpfs", WORK,
-            "--chdir", WORK, "--clearenv"]
+            "--perms", "0444", "--ro-bind-data", str(code_fd), f"{WORK}/candidate.py",
+            "--remount-ro", WORK, "--chdir", WORK, "--clearenv"]
     for k, v in ENV.items():
         argv += ["--setenv", k, v]
     argv += ["--seccomp", str(bpf_fd), "--",
@@ -239,14 +253,16 @@ def start(spec: JailSpec, setup_seconds: float = 30.0) -> Running:
     try:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out_w, stderr=out_w,
-            pass_fds=(*keep, p2c_r, c2p_w), start_new_session=True)
+            pass_fds=(*keep, p2c_r, c2p_w, p2z_r, z2p_w, worker_fd), start_new_session=True)
     except OSError as e:
+        for fd in (p2c_w, c2p_r, p2z_w, z2p_r):
+            os.close(fd)
         raise JailUnavailable(f"cannot make a sandbox jail: starting {bwrap} failed: "
                               f"{e.strerror}") from None
     finally:
-        for fd in (p2c_r, c2p_w, init_fd, bpf_fd, out_w):
+        for fd in (p2c_r, c2p_w, p2z_r, z2p_w, worker_fd, init_fd, bpf_fd, code_fd, out_w):
             os.close(fd)
-    running = Running(proc, p2c_w, c2p_r, uid, output)
+    running = Running(proc, p2c_w, c2p_r, uid, output, p2z_w, z2p_r)
     if root:
         os.close(info_w)
         os.close(block_r)
@@ -292,7 +308,10 @@ def _map_ids(proc: subprocess.Popen, info_r: int, block_w: int, uid: int,
 
 def stop(running: Running, grace: float = 1.0) -> int | None:
     """End the jail (its PID namespace dies with bwrap); returns bwrap's exit status."""
-    for fd in (running.to_child, running.from_child):
+    for fd in (running.to_child, running.from_child, running.to_zygote,
+               running.from_zygote):
+        if fd < 0:
+            continue
         try:
             os.close(fd)
         except OSError:
@@ -343,7 +362,7 @@ def _probe() -> str | None:
         return (f"cannot make a sandbox jail: {e.name or e} is not installed "
                 f"(pip install 'autotts-gym[discovery]')")
     try:
-        running = start(JailSpec(lanes=1))
+        running = start(JailSpec(lanes=1), "def make_controller(b):\n    pass\n")
     except JailUnavailable as e:
         return str(e)
     try:
@@ -351,7 +370,7 @@ def _probe() -> str | None:
 
         poll = select.poll()
         poll.register(running.from_child, select.POLLIN)
-        os.write(running.to_child, b'{"t":"init","code":"def make_controller(b):\\n  pass\\n"}\n')
+        os.write(running.to_zygote, b'{"t":"init"}\n{"t":"wave","beta":0.5,"states":[]}\n')
         ok = bool(poll.poll(30_000)) and os.read(running.from_child, 100).startswith(
             b'{"t":"ready"}')
     finally:

@@ -3,21 +3,32 @@
 :class:`SandboxExecutor` is an :class:`~autotts_gym.harness.Executor`: the harness builds
 every :class:`~autotts_gym.session.Session` (sets, betas, problems, seeds, ``kappa_probe``,
 records, correctness and traces are the harness's), and the executor forwards each session
-call of the jailed child (:mod:`.child`, in a :mod:`.jail`) to the right session. The
-parent keeps the replay; the child holds only the answers its calls revealed.
+call of the jailed worker (:mod:`.child`, in a :mod:`.jail`) to the right session. The
+parent keeps the replay; the jail holds only the answers its calls revealed.
 
-The protocol is data only (JSON lines, see :mod:`.wire`). Every message of the child is
-checked (type, fields, sizes, which episode it may speak for); the parent never blocks on a
-write, reads with deadlines, and bounds the calls per episode. Whatever the candidate
-does, the result is a :class:`SandboxResult`: scores, or a
-:class:`~autotts_gym.harness.FailureKind` with a short, escaped message.
+A unit of episodes is played in *waves*, each holding at most one episode of a problem,
+and each wave runs in a fresh worker process that the jail's zygote forks and, once the
+wave is answered, kills and reaps: nothing an episode leaves behind can reach another
+episode of its problem (see :mod:`.child`).
+
+The protocol is data only (JSON lines). Every message of the worker is checked (type,
+fields, sizes, which episode it may speak for); the parent never blocks on a write, reads
+with deadlines, and bounds the calls per episode. Whatever the candidate does, the result
+is a :class:`SandboxResult`: scores, or a :class:`~autotts_gym.harness.FailureKind` with a
+short, escaped message.
+
+The wire, worker to parent: ``{"t": "batch", "g": 0|1, "calls": [episode, method,
+branch, ...], "done": [[episode, answer], ...]}``, the calls flat, three small integers
+each (``method`` indexes :data:`~autotts_gym.contracts.SESSION_METHODS`; ``branch`` is 0
+for methods without one). Parent to worker: ``{"t": "r", "g": ..., "r": [...]}``, per call
+``ok, tokens, n_opened`` and then the result's fields (a tuple result spread out, ``None``
+as that many nulls) or, when not ok, the error text, padded with nulls to
+:func:`~autotts_gym.contracts.reply_width` fields.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
-import operator
 import os
 import select
 import subprocess
@@ -25,42 +36,47 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from autotts_gym.contracts import SESSION_METHODS, SESSION_PROPERTIES, SessionAPI
+from autotts_gym.contracts import SESSION_METHODS, reply_width, result_widths, session_arity
 from autotts_gym.harness import EpisodeFailure, FailureKind, Results, evaluate
 from autotts_gym.session import Session, StepLimitExceeded
 from autotts_gym.store import ReplayStore
 
 from . import jail
 
-STATE = tuple(p for p in SESSION_PROPERTIES if p != "beta")
-"""Session properties sent with every reply, so reading them costs no round trip."""
-ARITY = {m: len(inspect.signature(getattr(SessionAPI, m)).parameters) - 1
-         for m in SESSION_METHODS}
 CHILD_KINDS = {FailureKind.LOAD, FailureKind.RUNTIME_ERROR, FailureKind.BAD_RETURN,
                FailureKind.MEMORY}
-"""The failure kinds the child may report itself; anything else it says is a protocol fault."""
+"""The failure kinds the worker may report itself; anything else it says is a protocol
+fault."""
 _INT_BOUND = 1 << 31
-_STATE = operator.attrgetter(*STATE)
+_CALLS = tuple(getattr(Session, m) for m in SESSION_METHODS)
+_TAKES_BRANCH = tuple(session_arity()[m] == 1 for m in SESSION_METHODS)
+_WIDTH = tuple(result_widths().get(m, 0) for m in SESSION_METHODS)
+_PAD = tuple((None,) * (reply_width() - 3 - max(1, w)) for w in _WIDTH)
+_NONES = tuple((None,) * max(1, w) for w in _WIDTH)
+SPIN_SECONDS = 0.002
+"""How long a read retries before it sleeps: waking a sleeping reader costs far more."""
+_GROUPS = (0, 1)
+"""The worker's two groups of lanes (it echoes the number; see :func:`.child.play`)."""
 _BATCH_KEYS = frozenset({"t", "g", "calls", "done"})
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Per evaluation (one jail) unless named per episode or per reply."""
+    """Per evaluation (one jail) unless named per worker, per episode or per reply."""
 
-    cpu_seconds: int = 600
-    memory_mb: int = 1536
+    cpu_seconds: int = 600          # per worker (one wave)
+    memory_mb: int = 1536           # per process in the jail
     wall_seconds: float = 600.0
-    reply_seconds: float = 20.0     # the child must answer each message within this
-    load_seconds: float = 60.0      # jail start and candidate import
-    work_mb: int = 16               # the jail's tmpfs work directory
-    output_mb: int = 4              # any one file the child writes (stdout, stderr)
+    reply_seconds: float = 20.0     # the worker must answer each message within this
+    load_seconds: float = 60.0      # jail start, and each worker's candidate import
+    work_mb: int = 16               # the jail's tmpfs work directory (read-only)
+    output_mb: int = 4              # any one file the jail writes (stdout, stderr)
     max_steps: int = 20_000         # counted session calls per episode (open, advance, ...)
     max_queries: int = 100_000      # all session calls per episode, reads included
     max_answer_chars: int = 256
     max_message_bytes: int = 1 << 20
     max_error_chars: int = 300
-    lanes: int = 128                # episodes in flight in the child (greenlets)
+    lanes: int = 128                # episodes in flight in a worker (greenlets)
     code_bytes: int = 1 << 20
 
 
@@ -103,11 +119,14 @@ class SandboxExecutor:
         self.cls, self.config = cls, dict(config or {})
         self._jail: jail.Running | None = None
         self._buf = b""
+        self._zbuf = b""
         self._t0 = 0.0
         self.failure: _Fault | None = None
         self._closed = False
         self._n = 0
+        self.waves = 0
         self.child_cpu: float | None = None
+        self._encode, self._decode = codec()
 
     # -- lifetime
     def __enter__(self) -> SandboxExecutor:
@@ -125,13 +144,15 @@ class SandboxExecutor:
         self._t0 = time.monotonic()
         self._jail = jail.start(jail.JailSpec(
             work_mb=lim.work_mb, cpu_seconds=lim.cpu_seconds, memory_mb=lim.memory_mb,
-            output_mb=lim.output_mb, lanes=lim.lanes, max_answer_chars=lim.max_answer_chars))
-        os.set_blocking(self._jail.to_child, False)
-        os.set_blocking(self._jail.from_child, False)
+            output_mb=lim.output_mb, lanes=lim.lanes, max_answer_chars=lim.max_answer_chars),
+            self.code)
+        for fd in (self._jail.to_child, self._jail.from_child, self._jail.to_zygote,
+                   self._jail.from_zygote):
+            os.set_blocking(fd, False)
         self._guard(self._load)
 
     def close(self, grace: float = 1.0) -> None:
-        """End the jail (idempotent); keeps the child's reported CPU time."""
+        """End the jail (idempotent); keeps the jail's reported CPU time."""
         if self._jail is not None and not self._closed:
             self._closed = True
             jail.stop(self._jail, grace)
@@ -143,13 +164,11 @@ class SandboxExecutor:
         return self._jail.uid if self._jail else None
 
     def _load(self) -> None:
-        self._send({"t": "init", "code": self.code, "cls": self.cls, "config": self.config},
-                   self.limits.load_seconds)
-        msg = self._recv(self.limits.load_seconds)
-        if msg.get("t") == "fail":
-            self._child_fail(msg, 0)
-        if msg != {"t": "ready"}:
-            raise _Fault(FailureKind.PROTOCOL, f"expected ready, got {clean(msg, 80)}")
+        """Hand the zygote the loader's options and play an empty wave: its worker loads
+        the candidate, so a load failure shows before any episode."""
+        self._send({"t": "init", "cls": self.cls, "config": self.config},
+                   self.limits.load_seconds, control=True)
+        self._wave(0.0, [])
 
     # -- the executor
     def solve(self, beta: float, sessions: Sequence[Session]) -> list:
@@ -166,29 +185,78 @@ class SandboxExecutor:
             self.close(grace=0.0)
             raise EpisodeFailure(f.kind, f.message, f.index) from None
 
-    def _solve(self, beta: float, sessions: Sequence[Session]) -> list:  # noqa: C901 (one message loop with its checks, kept in one place)
+    def _solve(self, beta: float, sessions: Sequence[Session]) -> list:
+        answers: list = [None] * len(sessions)
+        for wave in waves(sessions):
+            try:
+                got = self._wave(beta, [sessions[i] for i in wave])
+            except _Fault as f:
+                if f.index is not None:
+                    f.index = wave[f.index]
+                raise
+            for i, a in zip(wave, got, strict=True):
+                answers[i] = a
+        return answers
+
+    def _wave(self, beta: float, sessions: list[Session]) -> list:
+        """One wave in a fresh worker: start it, serve it, then have it killed and reaped."""
         lim = self.limits
-        n = self._n = len(sessions)
-        self._send({"t": "unit", "beta": beta,
-                    "states": [[getattr(s, p) for p in STATE] for s in sessions],
-                    "waves": _waves(sessions)}, lim.reply_seconds)
+        self._n = len(sessions)
+        self.waves += 1
+        self._stale()
+        self._send({"t": "wave", "beta": beta,
+                    "states": [[s.tokens, s.n_opened, s.n_opened + s.branches_left]
+                               for s in sessions]}, lim.reply_seconds, control=True)
+        msg = self._recv(lim.load_seconds)
+        if msg.get("t") == "fail":
+            self._child_fail(msg, self._n)
+        if msg != {"t": "ready"}:
+            raise _Fault(FailureKind.PROTOCOL, f"expected ready, got {clean(msg, 80)}")
+        answers = self._serve(beta, sessions) if sessions else []
+        self._send({"t": "end"}, lim.reply_seconds, control=True)
+        while True:
+            msg = self._recv(lim.reply_seconds, control=True)
+            if msg == {"t": "reaped"}:
+                return answers
+            if msg.get("t") != "exit" or set(msg) != {"t", "code"}:
+                raise _Fault(FailureKind.PROTOCOL, f"the jail said {clean(msg, 80)}")
+
+    def _stale(self) -> None:
+        """Nothing may wait on the data pipe between waves (a dead worker's last bytes)."""
+        assert self._jail is not None
+        try:
+            self._buf += os.read(self._jail.from_child, 1 << 16)
+        except BlockingIOError:
+            pass
+        except OSError:
+            raise self._death(None) from None
+        if self._buf:
+            raise _Fault(FailureKind.PROTOCOL, "the candidate wrote after its last answer")
+
+    def _serve(self, beta: float, sessions: Sequence[Session]) -> list:  # noqa: C901 (one message loop with its checks, kept in one place)
+        lim = self.limits
+        n = len(sessions)
         answers: list = [None] * n
         finished = [False] * n
         queries = [0] * n
         left = n
-        if not n:
-            return answers
-        arity, state = ARITY, _STATE
+        calls_, takes_branch, width, pad, nones = _CALLS, _TAKES_BRANCH, _WIDTH, _PAD, _NONES
+        err_pad = (None,) * (reply_width() - 4)
+        n_methods, max_queries = len(calls_), lim.max_queries
         while True:
             msg = self._recv(lim.reply_seconds)
             if msg.get("t") == "fail":
                 self._child_fail(msg, n)
-            if msg.get("t") != "batch" or msg.keys() != _BATCH_KEYS or msg["g"] not in (0, 1):
+            if msg.get("t") != "batch" or msg.keys() != _BATCH_KEYS or (
+                    type(msg["g"]) is not int or msg["g"] not in _GROUPS):
                 raise _Fault(FailureKind.PROTOCOL, f"unexpected message {clean(msg, 80)}")
             calls, done = msg["calls"], msg["done"]
             if type(calls) is not list or type(done) is not list or (
-                    len(calls) > lim.lanes or len(done) > n):
+                    len(calls) > 3 * lim.lanes or len(calls) % 3 or len(done) > n):
                 raise _Fault(FailureKind.PROTOCOL, "a batch of the wrong shape")
+            if calls and (set(map(type, calls)) != {int} or min(calls) <= -_INT_BOUND
+                          or max(calls) >= _INT_BOUND):
+                raise _Fault(FailureKind.PROTOCOL, f"malformed calls {clean(calls, 60)}")
             for item in done:
                 ep, answer = _pair(item, n)
                 if finished[ep]:
@@ -205,32 +273,35 @@ class SandboxExecutor:
                 if not left:
                     return answers
                 continue  # one of the two groups of lanes ended
-            replies = []
-            for call in calls:
-                # the common case checked inline: [episode, name, [int args]]
-                if type(call) is not list or len(call) != 3:
-                    raise _Fault(FailureKind.PROTOCOL, f"a malformed call {clean(call, 60)}")
-                ep, name, args = call
-                if (type(ep) is not int or not 0 <= ep < n or finished[ep]
-                        or type(args) is not list or arity.get(name) != len(args)
-                        or (args and (type(args[0]) is not int
-                                     or not -_INT_BOUND < args[0] < _INT_BOUND))
-                        or (len(args) > 1 and not all(
-                            type(a) is int and -_INT_BOUND < a < _INT_BOUND for a in args))):
-                    raise _Fault(FailureKind.PROTOCOL, f"a malformed call {clean(call, 60)}",
-                                 ep if type(ep) is int and 0 <= ep < n else None)
+            eps, methods, args = calls[0::3], calls[1::3], calls[2::3]
+            if min(eps) < 0 or max(eps) >= n or min(methods) < 0 or (
+                    max(methods) >= n_methods) or any(map(finished.__getitem__, eps)):
+                bad = next(i for i, (ep, m) in enumerate(zip(eps, methods, strict=True))
+                           if not (0 <= ep < n and 0 <= m < n_methods) or finished[ep])
+                ep = eps[bad]
+                raise _Fault(FailureKind.PROTOCOL, f"a malformed call {calls[3 * bad:3 * bad + 3]}",
+                             ep if 0 <= ep < n else None)
+            out: list = []
+            for ep, m, arg in zip(eps, methods, args, strict=True):
                 queries[ep] += 1
-                if queries[ep] > lim.max_queries:
-                    raise _Fault(FailureKind.STEP_LIMIT, f"more than {lim.max_queries} "
+                if queries[ep] > max_queries:
+                    raise _Fault(FailureKind.STEP_LIMIT, f"more than {max_queries} "
                                  "session calls in one episode", ep)
                 session = sessions[ep]
                 try:
-                    replies.append([True, getattr(session, name)(*args), state(session)])
+                    value = calls_[m](session, arg) if takes_branch[m] else calls_[m](session)
                 except StepLimitExceeded as e:
                     raise _Fault(FailureKind.STEP_LIMIT, f"never stopped ({e})", ep) from None
                 except (LookupError, ValueError, TypeError, RuntimeError) as e:
-                    replies.append([False, f"{type(e).__name__}: {e}", state(session)])
-            self._send({"t": "replies", "g": msg["g"], "replies": replies}, lim.reply_seconds)
+                    out += (False, session.tokens, session.n_opened,
+                            f"{type(e).__name__}: {e}", *err_pad)
+                    continue
+                if not width[m]:
+                    out += (True, session.tokens, session.n_opened, value, *pad[m])
+                else:
+                    out += (True, session.tokens, session.n_opened,
+                            *(nones[m] if value is None else value), *pad[m])
+            self._send({"t": "r", "g": msg["g"], "r": out}, lim.reply_seconds)
 
     def _child_fail(self, msg: dict, n: int):
         kind, ep, text = msg.get("kind"), msg.get("ep"), msg.get("msg")
@@ -249,64 +320,81 @@ class SandboxExecutor:
     def _deadline(self, seconds: float) -> float:
         return min(time.monotonic() + seconds, self._t0 + self.limits.wall_seconds)
 
-    def _send(self, msg: dict, seconds: float) -> None:
+    def _send(self, msg: dict, seconds: float, control: bool = False) -> None:
         assert self._jail is not None
-        data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
-        deadline = self._deadline(seconds)
-        poll = None
+        fd = self._jail.to_zygote if control else self._jail.to_child
+        data = self._encode(msg) + b"\n"
+        deadline = poll = None
         while data:  # write first: the pipe is nearly always ready, so no poll per message
-            if time.monotonic() >= deadline:
-                raise self._timeout("stopped reading its input")
             try:
-                data = data[os.write(self._jail.to_child, data):]
+                data = data[os.write(fd, data):]
                 continue
             except BlockingIOError:
                 pass
-            except (BrokenPipeError, OSError):
-                raise self._death() from None
+            except OSError:
+                raise self._death(None) from None
+            if deadline is None:
+                deadline = self._deadline(seconds)
+            if time.monotonic() >= deadline:
+                raise self._timeout("stopped reading its input")
             if poll is None:
                 poll = select.poll()
-                poll.register(self._jail.to_child, select.POLLOUT)
+                poll.register(fd, select.POLLOUT)
             wait = deadline - time.monotonic()
             if wait > 0:
                 poll.poll(wait * 1000)
 
-    def _recv(self, seconds: float) -> dict:
+    def _recv(self, seconds: float, control: bool = False) -> dict:
+        """The next message of the worker (or, with ``control``, of the zygote). While
+        waiting for the worker, a report of its exit from the zygote ends the wait."""
         assert self._jail is not None
         cap = self.limits.max_message_bytes
-        deadline = self._deadline(seconds)
-        poll = None
+        fd = self._jail.from_zygote if control else self._jail.from_child
+        waiting = None
         while True:
-            end = self._buf.find(b"\n")
+            buf = self._zbuf if control else self._buf
+            end = buf.find(b"\n")
             if end >= 0:
-                line, self._buf = self._buf[:end], self._buf[end + 1:]
                 break
-            if len(self._buf) > cap:
+            if len(buf) > cap:
                 raise _Fault(FailureKind.PROTOCOL, f"a message larger than {cap} bytes")
             try:
-                chunk = os.read(self._jail.from_child, 1 << 16)
+                chunk = os.read(fd, 1 << 16)
             except BlockingIOError:
-                if poll is None:
-                    poll = select.poll()
-                    poll.register(self._jail.from_child, select.POLLIN)
-                wait = deadline - time.monotonic()
-                if wait <= 0 or (not poll.poll(wait * 1000) and time.monotonic() >= deadline):
-                    raise self._timeout("gave no answer") from None
+                waiting = waiting or _Wait(self, fd, seconds, watch_worker=not control)
+                waiting.step()
                 continue
+            except OSError:
+                raise self._death(None) from None
             if not chunk:
-                raise self._death()
-            self._buf += chunk
-        if len(line) > cap:
-            raise _Fault(FailureKind.PROTOCOL, f"a message larger than {cap} bytes")
+                raise self._death(None)
+            if control:
+                self._zbuf += chunk
+            else:
+                self._buf += chunk
+        line = buf[:end]
+        if control:
+            self._zbuf = buf[end + 1:]
+        else:
+            self._buf = buf[end + 1:]
         try:
-            msg = json.loads(line)
-        except (ValueError, RecursionError):
+            msg = self._decode(line)
+        except (ValueError, RecursionError, TypeError):
             raise _Fault(FailureKind.PROTOCOL, f"a message that is not JSON: "
                          f"{clean(line[:60].decode('utf-8', 'replace'), 80)}") from None
         if not isinstance(msg, dict):
             raise _Fault(FailureKind.PROTOCOL, f"a message that is not an object: "
                          f"{clean(msg, 60)}")
         return msg
+
+    def _exit_code(self) -> int | None:
+        """The worker's exit code as the zygote reported it (None if it said otherwise)."""
+        try:
+            msg = self._recv(self.limits.reply_seconds, control=True)
+        except _Fault:
+            return None
+        code = msg.get("code")
+        return code if msg.get("t") == "exit" and type(code) is int else None
 
     def _last_words(self) -> _Fault | None:
         assert self._jail is not None
@@ -339,15 +427,16 @@ class SandboxExecutor:
         return _Fault(FailureKind.TIMEOUT, f"the candidate {what} within "
                       f"{self.limits.reply_seconds:g} s")
 
-    def _death(self) -> _Fault:
-        """The child closed its pipe: why did it die? (Its last words first: a failure it
-        reported may still be unread when a write finds the pipe closed.)"""
+    def _death(self, code: int | None) -> _Fault:
+        """The worker (``code``: its exit code or minus its signal) or the whole jail
+        (``None``: a pipe closed) ended: why? Its last words first: a failure it reported
+        may still be unread."""
         assert self._jail is not None
-        proc = self._jail.proc
-        try:
-            code = proc.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            code = None
+        if code is None:
+            try:
+                code = self._jail.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                code = None
         said = self._last_words()
         if said is not None:
             return said
@@ -362,15 +451,59 @@ class SandboxExecutor:
                       f"{clean(last[0], 160)}".rstrip())
 
 
-def _waves(sessions: Sequence[Session]) -> list[int]:
-    """Each session's wave: how many sessions of its problem come before it (the child
-    never runs two episodes of one problem at the same time)."""
+class _Wait:
+    """Waiting for a pipe to be readable: spin (retry the read) for :data:`SPIN_SECONDS`,
+    then sleep in ``poll`` until the deadline; with ``watch_worker``, a message of the
+    zygote (the worker exited) while the pipe stays empty ends the wait as a death."""
+
+    def __init__(self, ex: SandboxExecutor, fd: int, seconds: float, watch_worker: bool):
+        self.ex, self.fd, self.seconds, self.watch = ex, fd, seconds, watch_worker
+        self.spin_until = time.perf_counter() + SPIN_SECONDS
+        self.poll: select.poll | None = None
+        self.deadline = 0.0
+
+    def step(self) -> None:
+        if self.poll is None:
+            if time.perf_counter() < self.spin_until:
+                return
+            assert self.ex._jail is not None
+            self.deadline = self.ex._deadline(self.seconds)
+            self.poll = select.poll()
+            self.poll.register(self.fd, select.POLLIN)
+            if self.watch:
+                self.poll.register(self.ex._jail.from_zygote, select.POLLIN)
+        wait = self.deadline - time.monotonic()
+        ready = {f for f, _ in self.poll.poll(wait * 1000)} if wait > 0 else set()
+        if not ready and time.monotonic() >= self.deadline:
+            raise self.ex._timeout("gave no answer")
+        if self.watch and self.fd not in ready and ready:
+            raise self.ex._death(self.ex._exit_code())
+
+
+def codec():
+    """(encode to bytes, decode from bytes) of the protocol: orjson when installed (the
+    jail mounts it too), else the standard library's json; both data only."""
+    try:
+        import orjson
+
+        return orjson.dumps, orjson.loads
+    except ImportError:
+        encode = json.JSONEncoder(separators=(",", ":")).encode
+        return (lambda obj: encode(obj).encode()), json.loads
+
+
+def waves(sessions: Sequence[Session]) -> list[list[int]]:
+    """The unit's episodes (indices) in waves: the k-th wave holds the k-th episode of each
+    problem, so no wave holds two episodes of one problem."""
     seen: dict[int, int] = {}
-    out = []
-    for s in sessions:
+    out: list[list[int]] = []
+    for i, s in enumerate(sessions):
         key = id(s._ep.tables)  # one ProblemTables per problem
-        out.append(seen.get(key, 0))
-        seen[key] = out[-1] + 1
+        k = seen.get(key, 0)
+        seen[key] = k + 1
+        if k == len(out):
+            out.append([])
+        out[k].append(i)
     return out
 
 

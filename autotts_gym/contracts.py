@@ -9,6 +9,7 @@ derives the calls it forwards from :data:`SESSION_METHODS` and
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
@@ -111,3 +112,27 @@ def _members() -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 SESSION_METHODS, SESSION_PROPERTIES = _members()
 """The session's callable methods and its read-only properties, from :class:`SessionAPI`."""
+
+
+def session_arity() -> dict[str, int]:
+    """How many arguments each of :data:`SESSION_METHODS` takes (0 or 1: a branch id)."""
+    return {m: len(inspect.signature(getattr(SessionAPI, m)).parameters) - 1
+            for m in SESSION_METHODS}
+
+
+@functools.lru_cache(maxsize=1)
+def result_widths() -> dict[str, int]:
+    """For each method returning a tuple (or None), the tuple's length, from the
+    annotations: how a reply lays out its fields on the sandbox's wire."""
+    out = {}
+    for m in SESSION_METHODS:
+        hint = str(inspect.signature(getattr(SessionAPI, m)).return_annotation)
+        if hint.startswith("tuple["):
+            out[m] = len(hint[len("tuple["):hint.index("]")].split(","))
+    return out
+
+
+def reply_width() -> int:
+    """Fields per call in a sandbox reply: ``ok, tokens, n_opened`` and room for the
+    widest result (a scalar takes one field; unused fields are null)."""
+    return 3 + max(1, *result_widths().values())

@@ -1,16 +1,17 @@
 """Red team: state carried from one episode to the next inside one jail.
 
 The same problem is replayed under many seeds, betas and models, so a candidate that
-remembers what it saw (the majority answer of a problem it fingerprints from its first
-answers) answers later episodes at almost no tokens: a forged score. Every episode must
-start from a fresh controller in a fresh module namespace, with nothing the candidate
-wrote in an earlier (or a concurrently running) episode in reach.
+remembers what it saw (the majority answer of a problem it recognises from its answers)
+answers later episodes at almost no tokens: a forged score. The jail plays a unit in
+waves, at most one episode of a problem per wave, each wave in a fresh worker process;
+episodes of one wave (different problems) share the candidate's module. So no episode may
+meet anything left by an earlier (or concurrent) episode of its own problem, whatever the
+channel.
 """
 
 from __future__ import annotations
 
 import textwrap
-from collections import defaultdict
 
 import pytest
 from sandbox_util import need_jail
@@ -18,58 +19,54 @@ from sandbox_util import need_jail
 from autotts_discovery.codecheck import check_code
 from autotts_discovery.sandbox import Limits, evaluate_in_sandbox
 
-MEMORIZER = '''
-from collections import Counter
-
-MEMORY = []  # (answers seen, majority answer) per problem met so far
+RECALL = '''
+MEMORY = {}  # the sorted answers of every branch of a problem -> episodes of it seen so far
 
 
-class Memorizer:
+class Recall:
     def solve(self, session):
-        first = [session.read(), session.read()]
-        for seen, majority in MEMORY:
-            if LOOKUP and first[0] in seen and first[1] in seen:
-                return majority  # this problem again, under another branch order
-        answers = first + [session.read() for _ in range(14)]
-        answers = [a for a in answers if a is not None]
-        majority = Counter(answers).most_common(1)[0][0]
-        MEMORY.append((set(answers), majority))
-        return majority
+        answers = []
+        while session.branches_left:
+            answers.append(session.read())
+        key = tuple(sorted(a for a in answers if a is not None))
+        seen = MEMORY.get(key, 0)
+        MEMORY[key] = seen + 1
+        return str(seen)
 
 
 def make_controller(beta):
-    return Memorizer()
+    return Recall()
 '''
 
 
-def _by_seed(records) -> dict[int, tuple[float, float]]:
-    acc, tok = defaultdict(list), defaultdict(list)
-    for r in records:
-        acc[r.seed].append(r.correct)
-        tok[r.seed].append(r.tokens)
-    return {s: (sum(acc[s]) / len(acc[s]), sum(tok[s]) / len(tok[s])) for s in sorted(acc)}
-
-
 @pytest.mark.parametrize("lanes", [1, Limits().lanes])
-def test_a_memorizer_cannot_reuse_earlier_seeds(synthetic_store, lanes):
-    """The memorizer (it passes codecheck) scores exactly like its honest twin (the same
-    code with the look-up off): no episode meets another's memory, in one lane or in
-    concurrent lanes, across seeds or across betas."""
+def test_no_episode_recalls_its_own_problem(synthetic_store, lanes):
+    """A controller that recognises a problem exactly (all its branches' answers, the same
+    under every seed) and answers how often it met it before: always 0, over seeds and
+    betas, one lane or many."""
     need_jail()
-    forger = "LOOKUP = True\n" + MEMORIZER
-    twin = "LOOKUP = False\n" + MEMORIZER
-    assert check_code(forger).ok, check_code(forger).message
-    kw = {"models": "Qwen3-4B", "benchmarks": "aime24", "seeds": [0, 1, 2, 3],
-          "betas": (0.0, 1.0), "limits": Limits(lanes=lanes), "trace": False}
-    got = evaluate_in_sandbox(forger, synthetic_store, **kw)
-    want = evaluate_in_sandbox(twin, synthetic_store, **kw)
-    assert got.ok and want.ok, (got.message, want.message)
-    forged = {(r.problem, r.seed, r.beta): (r.answer, r.tokens) for r in got.results.records}
-    honest = {(r.problem, r.seed, r.beta): (r.answer, r.tokens) for r in want.results.records}
-    assert len(forged) == 240
-    assert forged == honest, (
-        f"memory carried across episodes: (accuracy, mean tokens) per seed "
-        f"{_by_seed(got.results.records)} vs honest {_by_seed(want.results.records)}")
+    assert check_code(RECALL).ok, check_code(RECALL).message
+    res = evaluate_in_sandbox(RECALL, synthetic_store, models="Qwen3-4B", benchmarks="aime24",
+                              seeds=[0, 1, 2], betas=(0.0, 1.0), limits=Limits(lanes=lanes),
+                              trace=False)
+    assert res.ok, res.message
+    assert len(res.results.records) == 180
+    assert {r.answer for r in res.results.records} == {"0"}
+
+
+def test_the_recall_controller_does_recall_in_process(synthetic_store):
+    """The same code in one process does recall (the test above is not vacuous)."""
+    import types
+
+    from autotts_gym.controllers import load_controller
+    from autotts_gym.harness import evaluate
+
+    module = types.ModuleType("recall")
+    exec(RECALL, vars(module))
+    res = evaluate(load_controller(module), synthetic_store, models="Qwen3-4B",
+                   benchmarks="aime24", seeds=[0, 1], betas=(0.5,), workers=1, fast=False,
+                   progress=False, reference=None)
+    assert {r.answer for r in res.records if r.seed == 1} == {"1"}
 
 
 def _counter(get: str, put: str, head: str = "", init: str = "") -> str:
@@ -85,6 +82,52 @@ def _counter(get: str, put: str, head: str = "", init: str = "") -> str:
 
 
 CHANNELS = {
+    "session_class_attribute": _counter("SEEN(type(session))", "type(session).seen = n + 1",
+                                        "def SEEN(c):\n    try:\n        return c.seen\n"
+                                        "    except AttributeError:\n        return 0"),
+    "stdlib_class_attribute": _counter("SEEN(random.Random)", "random.Random.seen = n + 1",
+                                       "import random\n\n\ndef SEEN(c):\n    try:\n"
+                                       "        return c.seen\n    except AttributeError:\n"
+                                       "        return 0"),
+    "jail_main_module": _counter("getattr(MAIN, 'seen', 0)", "MAIN.seen = n + 1",
+                                 "import sys\n\nMAIN = sys.modules['__main__']"),
+    "thread_ids": _counter("READ()", "WRITE(n + 1)", '''
+        import threading
+
+        def READ():
+            t = threading.Thread(target=lambda: None)
+            try:
+                t.start()
+                t.join()
+                return t.native_id % 1000
+            except RuntimeError:
+                return 0
+
+        def WRITE(n):
+            pass
+        '''),
+    "sysv_shared_memory": _counter("READ()", "WRITE(n + 1)", '''
+        import ctypes
+
+        LIBC = ctypes.CDLL(None, use_errno=True)
+        KEY = 0x5EE5
+
+        def _segment():
+            shm = LIBC.shmget(KEY, 4096, 0o1666)
+            if shm < 0:
+                return None
+            addr = ctypes.c_void_p(LIBC.shmat(shm, None, 0))
+            return None if addr.value in (None, ctypes.c_void_p(-1).value) else addr
+
+        def READ():
+            addr = _segment()
+            return ctypes.c_int.from_address(addr.value).value if addr else 0
+
+        def WRITE(n):
+            addr = _segment()
+            if addr:
+                ctypes.c_int.from_address(addr.value).value = n
+        '''),
     "module_global": _counter("SEEN[0]", "SEEN[0] += 1", "SEEN = [0]"),
     "class_attribute": _counter("C.seen", "C.seen += 1", init="seen = 0"),
     "reused_instance": _counter("ONE.seen", "ONE.seen += 1", "class S:\n    seen = 0\n"
@@ -167,16 +210,16 @@ CHANNELS = {
 
 
 @pytest.mark.parametrize("channel", sorted(CHANNELS))
-def test_no_channel_between_episodes(channel, synthetic_store):
-    """Every episode sees a count of 0: nothing written by an earlier episode (one lane,
-    in turn) or a concurrent one (many lanes, interleaved) reaches it."""
+def test_no_channel_between_waves(channel, synthetic_store):
+    """The count an episode sees never includes an episode of an earlier wave: it stays
+    below the number of problems (one wave), in one lane or many, over three seeds (three
+    waves; a channel across waves would count up to 89)."""
     need_jail()
     code = CHANNELS[channel]
-    # (gc also shows the objects of episodes running now: other problems of one wave)
-    for lanes in (1,) if channel.startswith("gc_") else (1, Limits().lanes):
+    for lanes in (1, Limits().lanes):
         res = evaluate_in_sandbox(code, synthetic_store, models="Qwen3-4B",
-                                  benchmarks="aime24", seeds=[0, 1], betas=(0.5,),
+                                  benchmarks="aime24", seeds=[0, 1, 2], betas=(0.5,),
                                   limits=Limits(lanes=lanes), trace=False)
         assert res.ok, res.message
-        seen = sorted({r.answer for r in res.results.records})
-        assert seen == ["0"], (channel, lanes, seen[:10])
+        counts = [int(r.answer) for r in res.results.records]
+        assert len(counts) == 90 and max(counts) < 30, (channel, lanes, sorted(counts)[-5:])

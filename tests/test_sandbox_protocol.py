@@ -16,6 +16,7 @@ from sandbox_util import ctl, need_jail
 
 from autotts_discovery import jail
 from autotts_discovery.sandbox import Limits, SandboxExecutor, evaluate_in_sandbox
+from autotts_gym.contracts import SESSION_METHODS
 from autotts_gym.core import Episode
 from autotts_gym.harness import EpisodeFailure
 from autotts_gym.harness import FailureKind as K
@@ -24,29 +25,38 @@ from autotts_gym.session import Session
 N = 3
 
 
-def _fake_child(payload: bytes, replies_then: bytes = b"") -> jail.Running:
-    """A plain process that reads the unit message, writes ``payload``, then (after the
-    parent's reply) ``replies_then``, then lingers."""
+def _fake_child(payload: bytes, replies_then: bytes = b"", ready: bool = True
+                ) -> jail.Running:
+    """A plain process in the jail's place (zygote and worker in one): it reads the wave
+    message, writes ``ready`` (unless told not to) and ``payload``, then (after the
+    parent's reply) ``replies_then``, answers ``end`` with ``reaped``, then lingers."""
     files = []
-    for data in (payload, replies_then):
+    for data in ((b'{"t":"ready"}\n' if ready else b"") + payload, replies_then):
         f = tempfile.NamedTemporaryFile(delete=False)
         f.write(data)
         f.close()
         files.append(f.name)
+    p2c, c2p, p2z, z2p = os.pipe(), os.pipe(), os.pipe(), os.pipe()
     code = ("import os, sys, time\n"
+            "d_in, d_out, z_in, z_out = map(int, sys.argv[1:])\n"
             f"first, then = (open(p, 'rb').read() for p in {files!r})\n"
             f"for p in {files!r}:\n"
             "    os.unlink(p)\n"
-            "os.read(0, 1 << 20)\n"
-            "os.write(1, first)\n"
+            "os.read(z_in, 1 << 20)\n"
+            "os.write(d_out, first)\n"
             "if then:\n"
-            "    os.read(0, 1 << 20)\n"
-            "    os.write(1, then)\n"
+            "    os.read(d_in, 1 << 20)\n"
+            "    os.write(d_out, then)\n"
+            "if b'end' in os.read(z_in, 1 << 20):\n"
+            "    os.write(z_out, b'{\"t\":\"reaped\"}\\n')\n"
             "time.sleep(3)\n")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    return jail.Running(proc, os.dup(proc.stdin.fileno()), os.dup(proc.stdout.fileno()), 0,
-                        tempfile.TemporaryFile())
+    kids = (p2c[0], c2p[1], p2z[0], z2p[1])
+    proc = subprocess.Popen([sys.executable, "-c", code, *map(str, kids)], pass_fds=kids,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    for fd in kids:
+        os.close(fd)
+    return jail.Running(proc, p2c[1], c2p[0], 0, tempfile.TemporaryFile(), p2z[1], z2p[0])
 
 
 def _run(running: jail.Running, store, limits: Limits | None = None):
@@ -55,14 +65,16 @@ def _run(running: jail.Running, store, limits: Limits | None = None):
     ex = SandboxExecutor("", limits or Limits(reply_seconds=2))
     ex._jail = running
     ex._t0 = __import__("time").monotonic()
-    os.set_blocking(running.to_child, False)
-    os.set_blocking(running.from_child, False)
+    for fd in (running.to_child, running.from_child, running.to_zygote,
+               running.from_zygote):
+        os.set_blocking(fd, False)
     try:
         return ex.solve(0.5, sessions), sessions
     finally:
         ex.close()
-        for f in (running.proc.stdin, running.proc.stdout):
-            f.close()
+
+
+OPEN, ADVANCE = SESSION_METHODS.index("open"), SESSION_METHODS.index("advance")
 
 
 def _batch(calls=(), done=(), g=0) -> bytes:
@@ -72,25 +84,28 @@ def _batch(calls=(), done=(), g=0) -> bytes:
 
 BAD = {
     "not_json": b"hello\n",
-    "truncated": b'{"t": "batch", "g": 0, "calls": [[0, "op',
+    "truncated": b'{"t": "batch", "g": 0, "calls": [0, 5',
     "giant_frame": b"[" + b"1," * 1_200_000,
     "deep_nesting": b"[" * 100_000 + b"]" * 100_000 + b"\n",
     "not_an_object": b"[1, 2, 3]\n",
     "unknown_type": b'{"t": "hello"}\n',
     "extra_field": b'{"t": "batch", "g": 0, "calls": [], "done": [], "x": 1}\n',
     "bad_group": _batch(g=7),
+    "group_as_bool": _batch(g=True),
     "calls_not_list": b'{"t": "batch", "g": 0, "calls": {}, "done": []}\n',
-    "episode_as_string": _batch(calls=[["0", "open", []]]),
-    "episode_as_bool": _batch(calls=[[True, "open", []]]),
-    "episode_as_float": _batch(calls=[[0.0, "open", []]]),
-    "episode_out_of_range": _batch(calls=[[N, "open", []]]),
-    "negative_episode": _batch(calls=[[-1, "open", []]]),
-    "unknown_call": _batch(calls=[[0, "gold_answer", []]]),
-    "dunder_call": _batch(calls=[[0, "__init__", []]]),
-    "wrong_arity": _batch(calls=[[0, "advance", []]]),
-    "float_argument": _batch(calls=[[0, "advance", [0.5]]]),
-    "huge_argument": _batch(calls=[[0, "advance", [2 ** 80]]]),
-    "too_many_calls": _batch(calls=[[0, "open", []]] * 100),
+    "calls_nested": _batch(calls=[[0, OPEN, 0]]),
+    "calls_not_triples": _batch(calls=[0, OPEN]),
+    "episode_as_string": _batch(calls=["0", OPEN, 0]),
+    "episode_as_bool": _batch(calls=[True, OPEN, 0]),
+    "episode_as_float": _batch(calls=[0.0, OPEN, 0]),
+    "episode_out_of_range": _batch(calls=[N, OPEN, 0]),
+    "negative_episode": _batch(calls=[-1, OPEN, 0]),
+    "unknown_method": _batch(calls=[0, len(SESSION_METHODS), 0]),
+    "negative_method": _batch(calls=[0, -1, 0]),
+    "method_by_name": _batch(calls=[0, "gold_answer", 0]),
+    "float_argument": _batch(calls=[0, ADVANCE, 0.5]),
+    "huge_argument": _batch(calls=[0, ADVANCE, 2 ** 80]),
+    "too_many_calls": _batch(calls=[0, OPEN, 0] * 1000),
     "answer_int": _batch(done=[[0, 17]]),
     "answer_list": _batch(done=[[0, ["17"]]]),
     "answer_long": _batch(done=[[0, "1" * 1000]]),
@@ -100,7 +115,7 @@ BAD = {
     "fail_claims_escape": b'{"t": "fail", "kind": "timeout", "ep": 0, "msg": "x"}\n',
     "fail_bad_msg": b'{"t": "fail", "kind": "runtime_error", "ep": 0, "msg": 5}\n',
     "silence": b"",
-    "nan": b'{"t": "batch", "g": 0, "calls": [[NaN, "open", []]], "done": []}\n',
+    "nan": b'{"t": "batch", "g": 0, "calls": [NaN, 5, 0], "done": []}\n',
 }
 
 
@@ -110,6 +125,12 @@ def test_malformed_messages_fail_the_candidate(name, synthetic_store):
         _run(_fake_child(BAD[name]), synthetic_store)
     assert e.value.kind in {K.PROTOCOL, K.BAD_RETURN, K.CRASH, K.TIMEOUT}, e.value.message
     assert len(e.value.message) <= 300 and e.value.message.isprintable()
+
+
+def test_a_batch_before_ready_fails_the_candidate(synthetic_store):
+    with pytest.raises(EpisodeFailure) as e:
+        _run(_fake_child(_batch(calls=[0, OPEN, 0]), ready=False), synthetic_store)
+    assert e.value.kind is K.PROTOCOL and "expected ready" in e.value.message
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -123,7 +144,7 @@ def test_random_bytes(seed, synthetic_store):
 
 def test_a_well_formed_exchange_is_served(synthetic_store):
     """The same fake child, speaking correctly, gets real answers (the fuzz is not vacuous)."""
-    first = _batch(calls=[[i, "open", []] for i in range(N)])
+    first = _batch(calls=[x for i in range(N) for x in (i, OPEN, 0)])
     answers, sessions = _run(_fake_child(first, _batch(done=[[i, "5"] for i in range(N)])),
                              synthetic_store)
     assert answers == ["5"] * N
