@@ -133,24 +133,24 @@ def make_proxy(methods: tuple[str, ...], arity: dict[str, int], widths: dict[str
     from operator import index
 
     def forward(m: int, name: str, n_args: int, w: int):
-        def result(self, r: tuple):
-            self._tokens, self._n = r[1], r[2]
-            if not r[0]:
-                raise SessionError(r[3])
-            if not w:
-                return r[3]
-            return None if r[3] is None else r[3:3 + w]
-
         if n_args == 0:
             def call(self):
-                return result(self, self._hub.switch((self._ep, m, 0)))
+                r = self._call((self._ep, m, 0))
+                self._tokens, self._n = r[1], r[2]
+                if not r[0]:
+                    raise SessionError(r[3])
+                return r[3] if not w else None if r[3] is None else r[3:3 + w]
         else:
             def call(self, branch):
-                return result(self, self._hub.switch((self._ep, m, index(branch))))
+                r = self._call((self._ep, m, index(branch)))
+                self._tokens, self._n = r[1], r[2]
+                if not r[0]:
+                    raise SessionError(r[3])
+                return r[3] if not w else None if r[3] is None else r[3:3 + w]
         call.__name__ = name
         return call
 
-    ns: dict = {"__slots__": ("_beta", "_ep", "_hub", "_n", "_tokens", "_total"),
+    ns: dict = {"__slots__": ("_beta", "_call", "_ep", "_n", "_tokens", "_total"),
                 "beta": property(lambda self: self._beta),
                 "tokens": property(lambda self: self._tokens),
                 "n_opened": property(lambda self: self._n),
@@ -158,8 +158,8 @@ def make_proxy(methods: tuple[str, ...], arity: dict[str, int], widths: dict[str
     for m, name in enumerate(methods):
         ns[name] = forward(m, name, arity[name], widths.get(name, 0))
 
-    def init(self, ep: int, beta: float, state: list, hub) -> None:
-        self._ep, self._beta, self._hub = ep, beta, hub
+    def init(self, ep: int, beta: float, state: list, call) -> None:
+        self._ep, self._beta, self._call = ep, beta, call  # call: the hub's switch
         self._tokens, self._n, self._total = state
 
     ns["__init__"] = init
@@ -274,7 +274,7 @@ def play(chan: Channel, spec, wave: dict, cfg: dict) -> None:
     def lane() -> None:
         while todo:
             ep = todo.pop()
-            answer = _episode(spec, beta, proxy(ep, beta, states[ep], hub), ep, cap)
+            answer = _episode(spec, beta, proxy(ep, beta, states[ep], hub.switch), ep, cap)
             done.append([ep, answer])  # (``done`` is a new list after each flush)
 
     n_lanes = min(int(cfg["lanes"]), len(todo))
@@ -294,11 +294,15 @@ def play(chan: Channel, spec, wave: dict, cfg: dict) -> None:
         """Send group g's calls (a lane that ended handed back None), keeping both groups
         in flight and about equal: an idle group gets half of them, a smaller busy one a
         share of them with its next batch."""
-        group = [lane_ for lane_, c in zip(groups[g], pending, strict=True) if c is not None]
-        calls = [c for c in pending if c is not None]
-        group += [lane_ for lane_, _ in held[g]]
-        calls += [c for _, c in held[g]]
-        held[g] = []
+        if None in pending:
+            group = [lane_ for lane_, c in zip(groups[g], pending, strict=True) if c is not None]
+            calls = [c for c in pending if c is not None]
+        else:
+            group, calls = groups[g], pending
+        if held[g]:
+            group = group + [lane_ for lane_, _ in held[g]]
+            calls = calls + [c for _, c in held[g]]
+            held[g] = []
         h = 1 - g
         if not active[h] and len(calls) >= 2:
             k = len(calls) // 2

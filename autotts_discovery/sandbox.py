@@ -296,11 +296,14 @@ class SandboxExecutor:
                     out += (False, session.tokens, session.n_opened,
                             f"{type(e).__name__}: {e}", *err_pad)
                     continue
+                out.append(True)
+                out.append(session.tokens)
+                out.append(session.n_opened)
                 if not width[m]:
-                    out += (True, session.tokens, session.n_opened, value, *pad[m])
+                    out.append(value)
                 else:
-                    out += (True, session.tokens, session.n_opened,
-                            *(nones[m] if value is None else value), *pad[m])
+                    out += nones[m] if value is None else value
+                out += pad[m]
             self._send({"t": "r", "g": msg["g"], "r": out}, lim.reply_seconds)
 
     def _child_fail(self, msg: dict, n: int):

@@ -1,10 +1,11 @@
 """Sandboxed vs in-process scoring of the same controller code on the same episodes.
 
     python benchmarks/bench_sandbox.py [--controller cmc|offline|FILE] [--seeds 0-4]
-        [--models all] [--repeat 3] [--lanes 32]
+        [--models all] [--repeat 3] [--lanes 128] [--real]
 
 The work is one discovery round's evaluation (the search set, every model, 5 seeds,
-betas 0, 0.5, 1) on the bundled synthetic store. In-process: the harness with one worker
+betas 0, 0.5, 1) on the bundled synthetic store, or with ``--real`` on the paper's replay
+data (``../shared/replay/autotts``, imported into a temporary store). In-process: the harness with one worker
 and one session per episode (the path untrusted code would take without a jail).
 Sandboxed: the same harness through one jail (:mod:`autotts_discovery.sandbox`). Reports
 wall time (best of ``--repeat``), CPU time (the evaluator plus the jailed child, as the
@@ -35,6 +36,7 @@ def main() -> None:
     ap.add_argument("--models", default=None, help="comma-separated (default: all)")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--lanes", type=int, default=Limits().lanes)
+    ap.add_argument("--real", action="store_true", help="the real replay data, not synthetic")
     args = ap.parse_args()
     if args.controller == "cmc":
         path = REPO / "autotts_gym" / "baselines" / "cmc.py"
@@ -44,7 +46,12 @@ def main() -> None:
     else:
         path = Path(args.controller)
     code = path.read_text()
-    store = ReplayStore(bundled_store_dir())
+    if args.real:
+        from common import real_store_dir
+
+        store = ReplayStore(real_store_dir())
+    else:
+        store = ReplayStore(bundled_store_dir())
     kw = {"models": args.models.split(",") if args.models else None,
           "benchmarks": "aime24", "seeds": seeds_arg(args.seeds), "betas": (0.0, 0.5, 1.0)}
     best_in = best_sb = (float("inf"), 0.0)
@@ -64,7 +71,8 @@ def main() -> None:
     assert {key(r): (r.answer, r.tokens, r.steps) for r in ref.records} == \
         {key(r): (r.answer, r.tokens, r.steps) for r in res.results.records}
     calls = sum(r.steps for r in ref.records)
-    print(f"controller {path.name}: {len(ref.records)} episodes, {calls:,} session calls, "
+    print(f"{'real' if args.real else 'synthetic'} store, "
+          f"controller {path.name}: {len(ref.records)} episodes, {calls:,} session calls, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"in-process: {best_in[0]:.2f} s wall, {best_in[1]:.2f} s CPU")
     print(f"sandboxed:  {best_sb[0]:.2f} s wall, {best_sb[1]:.2f} s CPU (evaluator + jail)")
