@@ -9,8 +9,9 @@ Two kinds of process, both in the jail:
 * The **zygote** (this script's main process) drops to the jail's uid, sets resource
   limits, imports what a controller may import, and then only obeys the parent's control
   pipe: for each *wave* it forks a worker, and when the parent ends the wave it kills and
-  reaps that worker. It never runs candidate code, so every worker starts from the same
-  clean state.
+  reaps that worker, empties the data pipe from the parent (a reply the worker never read)
+  and puts back the data pipes' flags. It never runs candidate code, so every worker
+  starts from the same clean state.
 * A **worker** installs a stricter seccomp filter (no new processes or threads, no System V
   or POSIX IPC, no signals to other processes, no changes to another process's limits or
   scheduling), loads the candidate once and plays its wave's episodes, each with a fresh
@@ -114,6 +115,8 @@ class Channel:
                     until = time.perf_counter() + SPIN_SECONDS
                 elif time.perf_counter() > until:
                     self._poll.poll()
+                else:
+                    os.sched_yield()  # a busy machine: let whoever waits for this CPU run
                 continue
             if not chunk:
                 raise SystemExit(0)  # the parent closed the channel
@@ -379,10 +382,31 @@ def _status(status: int) -> int:
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
+def _clean_data_pipes(cfg: dict, flags: dict[int, int]) -> None:
+    """After a worker is gone: drop whatever it left unread on the data pipe from the
+    parent (a reply it never read must not reach the next worker) and put back the flags
+    of both data pipes (shared with every worker, so they could carry bits)."""
+    import fcntl
+
+    for fd, fl in flags.items():
+        fcntl.fcntl(fd, fcntl.F_SETFL, fl | os.O_NONBLOCK if fd == cfg["in_fd"] else fl)
+    while True:
+        try:
+            if not os.read(cfg["in_fd"], 1 << 16):
+                break
+        except BlockingIOError:
+            break
+    for fd, fl in flags.items():
+        fcntl.fcntl(fd, fcntl.F_SETFL, fl)
+
+
 def serve(cfg: dict, ctl: Channel, init: dict, bpf: bytes) -> None:
     """Obey the control pipe: a worker per wave, killed and reaped when the wave ends."""
+    import fcntl
+
     add_filter = filter_installer(bpf)
     compiled = compile_candidate(cfg)
+    flags = {fd: fcntl.fcntl(fd, fcntl.F_GETFL) for fd in (cfg["in_fd"], cfg["out_fd"])}
     while True:
         msg = ctl.recv(spin=False)
         if msg.get("t") != "wave":
@@ -419,6 +443,7 @@ def serve(cfg: dict, ctl: Channel, init: dict, bpf: bytes) -> None:
                     os.kill(pid, signal.SIGKILL)
                     os.waitpid(pid, 0)
                 os.close(pidfd)
+                _clean_data_pipes(cfg, flags)
                 _ctl_send(cfg["ctl_out"], {"t": "reaped"})
                 break
 

@@ -468,6 +468,7 @@ class _Wait:
     def step(self) -> None:
         if self.poll is None:
             if time.perf_counter() < self.spin_until:
+                os.sched_yield()  # a busy machine: let whoever waits for this CPU run
                 return
             assert self.ex._jail is not None
             self.deadline = self.ex._deadline(self.seconds)

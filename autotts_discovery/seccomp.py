@@ -10,9 +10,10 @@ jail's zygote may fork (it runs no candidate code).
 code; filters only add up): no new processes or threads (clone3 answers ENOSYS so the C
 library falls back to clone, which is refused), no System V or POSIX IPC objects, no
 signals, pidfds or process comparisons, and no changes to another process's resource
-limits or scheduling (anything a later worker, forked from the same zygote, could
-inherit or see). Syscalls of any other architecture kill the process (libseccomp's
-default for a foreign architecture).
+limits or scheduling, and no fcntl that sets an owner, signal, lease, notification or
+pipe size (anything a later worker, forked from the same zygote, could inherit or see;
+the zygote puts back the data pipes' file flags itself). Syscalls of any other
+architecture kill the process (libseccomp's default for a foreign architecture).
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ WORKER_DENIED = (
     "sched_setaffinity", "sched_setscheduler", "sched_setparam", "sched_setattr",
     "ioprio_set", "migrate_pages", "move_pages",
 )
+
+
+FCNTL_DENIED = (8, 10, 15, 1024, 1026, 1031)
+"""fcntl commands a worker may not use: F_SETOWN, F_SETSIG, F_SETOWN_EX, F_SETLEASE,
+F_NOTIFY, F_SETPIPE_SZ (state of an open pipe that outlives the worker)."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -75,6 +81,8 @@ def _compile(denied: tuple[str, ...], worker: bool) -> bytes:
         if worker:  # its own limits only (pid 0); clone3 falls back to the refused clone
             f.add_rule(sc.ERRNO(errno.EPERM), "prlimit64", sc.Arg(0, sc.NE, 0))
             f.add_rule(sc.ERRNO(errno.ENOSYS), "clone3")
+            for cmd in FCNTL_DENIED:  # attributes of descriptions the next worker shares
+                f.add_rule(sc.ERRNO(errno.EPERM), "fcntl", sc.Arg(1, sc.EQ, cmd))
         with tempfile.TemporaryFile() as out:
             f.export_bpf(out)
             out.flush()

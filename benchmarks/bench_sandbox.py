@@ -5,8 +5,9 @@
 
 The work is one discovery round's evaluation (the search set, every model, 5 seeds,
 betas 0, 0.5, 1) on the bundled synthetic store, or with ``--real`` on the paper's replay
-data (``../shared/replay/autotts``, imported into a temporary store). In-process: the harness with one worker
-and one session per episode (the path untrusted code would take without a jail).
+data (``../shared/replay/autotts``, imported into a temporary store). In-process: the
+harness with one worker and one session per episode (the path untrusted code would take
+without a jail).
 Sandboxed: the same harness through one jail (:mod:`autotts_discovery.sandbox`). Reports
 wall time (best of ``--repeat``), CPU time (the evaluator plus the jailed child, as the
 child reports it), session calls, and the ratios; the records are checked equal.

@@ -106,6 +106,22 @@ CHANNELS = {
         def WRITE(n):
             pass
         '''),
+    "pipe_signal_number": _counter("READ()", "WRITE(n + 1)", '''
+        import fcntl
+        import json
+        import sys
+
+        FD = json.loads(sys.argv[1])["in_fd"]
+
+        def READ():
+            return fcntl.fcntl(FD, 11)  # F_GETSIG of the data pipe every worker shares
+
+        def WRITE(n):
+            try:
+                fcntl.fcntl(FD, 10, n)  # F_SETSIG
+            except OSError:
+                pass
+        '''),
     "sysv_shared_memory": _counter("READ()", "WRITE(n + 1)", '''
         import ctypes
 
@@ -223,3 +239,55 @@ def test_no_channel_between_waves(channel, synthetic_store):
         assert res.ok, res.message
         counts = [int(r.answer) for r in res.results.records]
         assert len(counts) == 90 and max(counts) < 30, (channel, lanes, sorted(counts)[-5:])
+
+
+HIJACK = '''
+import json
+import os
+import sys
+import time
+
+CFG = json.loads(sys.argv[1])
+try:  # what the previous worker left unread on the data pipe from the parent
+    os.set_blocking(CFG["in_fd"], False)
+    STALE = os.read(CFG["in_fd"], 1 << 16)
+except OSError:
+    STALE = b""
+DONE = []
+
+
+def send(msg):
+    os.write(CFG["out_fd"], json.dumps(msg).encode() + b"\\n")
+
+
+class Hijack:
+    def solve(self, session):
+        if STALE:
+            return "stale"
+        if not DONE:  # speak the protocol by hand: a call whose reply is never read,
+            DONE.append(1)  # then every episode's answer, so the parent ends the wave
+            send({"t": "batch", "g": 0, "calls": [session._ep, OPEN, 0], "done": []})
+            time.sleep(0.5)
+            send({"t": "batch", "g": 1, "calls": [], "done": [[i, "x"] for i in range(30)]})
+            time.sleep(30)
+        return "x"
+
+
+def make_controller(beta):
+    return Hijack()
+'''
+
+
+def test_a_reply_left_unread_does_not_reach_the_next_worker(synthetic_store):
+    """A worker that makes the parent write a reply it never reads, then ends the wave:
+    the next worker (the same problems under the next seed) finds the pipe empty."""
+    need_jail()
+    from autotts_gym.contracts import SESSION_METHODS
+
+    code = f"OPEN = {SESSION_METHODS.index('open')}\n" + HIJACK
+    res = evaluate_in_sandbox(code, synthetic_store, models="Qwen3-4B", benchmarks="aime24",
+                              seeds=[0, 1, 2], betas=(0.5,), trace=False)
+    assert res.ok, res.message
+    answers = [r.answer for r in res.results.records]
+    assert len(answers) == 90 and set(answers) == {"x"}, sorted(set(answers))
+
