@@ -14,9 +14,10 @@ Two kinds of process, both in the jail:
   starts from the same clean state.
 * A **worker** installs a stricter seccomp filter (no new processes or threads, no System V
   or POSIX IPC, no signals to other processes, no changes to another process's limits or
-  scheduling), loads the candidate once and plays its wave's episodes, each with a fresh
-  controller, in ``lanes`` greenlets; the session calls of a group of lanes go to the parent
-  in one message and come back in one reply (JSON lines over the data pipes).
+  scheduling or to the shared pipes' owner, signal or size), loads the candidate once and
+  plays its wave's episodes, each with a fresh controller, in ``lanes`` greenlets; the
+  session calls of a group of lanes go to the parent in one message and come back in one
+  reply (JSON lines over the data pipes).
 
 A wave holds at most one episode of any problem, and a worker lives for one wave only, so
 no episode can meet anything an episode of the same problem left behind: the memory,
@@ -24,8 +25,8 @@ files (the file system is read-only) and kernel objects of the process that ran 
 gone before the next wave starts. Episodes of one wave (different problems) share the
 candidate's module, as they would in one in-process run.
 
-Standard library, greenlet and ``autotts_gym``'s pure-Python modules only: this file is
-executed in the jail, where nothing else is mounted.
+Standard library, greenlet, orjson (when mounted) and ``autotts_gym``'s pure-Python
+modules only: this file is executed in the jail, where nothing else is mounted.
 """
 
 from __future__ import annotations

@@ -375,6 +375,8 @@ class SandboxExecutor:
                 self._zbuf += chunk
             else:
                 self._buf += chunk
+        if end > cap:
+            raise _Fault(FailureKind.PROTOCOL, f"a message larger than {cap} bytes")
         line = buf[:end]
         if control:
             self._zbuf = buf[end + 1:]
@@ -562,6 +564,7 @@ def evaluate_in_sandbox(
     finally:
         ex.close()
     info["child_cpu_seconds"] = ex.child_cpu
+    info["waves"] = ex.waves - 1  # (without the empty one that checks the load)
     return SandboxResult(True, None, "", res, _wrong_traces(res, max_traces), info,
                          time.monotonic() - t0)
 
