@@ -7,7 +7,8 @@ owns every :class:`~autotts_gym.session.Session`.
 Two kinds of process, both in the jail:
 
 * The **zygote** (this script's main process) drops to the jail's uid, sets resource
-  limits, imports what a controller may import, and then only obeys the parent's control
+  limits, imports what a controller may import (and the allowed submodules the candidate's
+  import statements name, found by parsing its code), and then only obeys the parent's control
   pipe: for each *wave* it forks a worker, and when the parent ends the wave it kills and
   reaps that worker, empties the data pipe from the parent (a reply the worker never read)
   and puts back the data pipes' flags. It never runs candidate code, so every worker
@@ -225,6 +226,36 @@ def worker(cfg: dict, init: dict, wave: dict, add_filter, code) -> None:
         play(chan, spec, wave, cfg)
     except Failure as f:
         chan.send({"t": "fail", "kind": f.kind, "ep": f.ep, "msg": f.message})
+
+
+def preload(cfg: dict) -> None:
+    """Import, in the zygote, the modules the candidate's code names in its import
+    statements that a controller may import (``cfg["shared"]`` and their submodules, such
+    as ``scipy.stats``): found by parsing the code, which runs none of it. Each worker then
+    finds them loaded instead of importing them again for every wave."""
+    import ast
+    import importlib
+
+    allowed = tuple(cfg["shared"])
+    path = os.path.join(cfg["workdir"], "candidate.py")
+    try:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read())
+    except (SyntaxError, ValueError, OSError, RecursionError, MemoryError):
+        return
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names += [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.append(node.module)
+            names += [f"{node.module}.{a.name}" for a in node.names]  # a submodule, maybe
+    for name in dict.fromkeys(names):
+        if name in allowed or name.startswith(tuple(f"{a}." for a in allowed)):
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 (not a module, or not importable: the worker says)
+                pass
 
 
 def compile_candidate(cfg: dict):
@@ -467,6 +498,7 @@ def main() -> None:
         except ImportError:
             pass
     autotts_gym.contracts.result_widths()
+    preload(cfg)
     import gc
 
     gc.collect()

@@ -271,3 +271,17 @@ class Release:
     ref = evaluate(str(path), synthetic_store, workers=1, fast=False, progress=False, **kw)
     got = {r.problem: (r.answer, r.tokens, r.steps) for r in res.results.records}
     assert got == {r.problem: (r.answer, r.tokens, r.steps) for r in ref.records}
+
+
+def test_allowed_submodules_a_candidate_imports_are_loaded_before_the_workers(
+        synthetic_store):
+    """``from scipy import stats`` is found in the code (parsed, not run) and imported once
+    in the zygote, so no worker imports it again for its wave (over a second each here)."""
+    need_jail()
+    code = ctl("return f'{PRELOADED}:{stats.norm.cdf(0.0):.2f}'",
+               "import sys\n\nPRELOADED = 'scipy.stats' in sys.modules\nfrom scipy import stats")
+    res = evaluate_in_sandbox(code, synthetic_store, models="Qwen3-4B", seeds=[0, 1],
+                              betas=(0.5,), trace=False)
+    assert res.ok, res.message
+    assert {r.answer for r in res.results.records} == {"True:0.50"}
+    assert res.jail["waves"] == 2
