@@ -241,7 +241,10 @@ def start(spec: JailSpec, code: str, setup_seconds: float = 30.0) -> Running:
             "--ro-bind", str(Path(__file__).with_name("child.py")), CHILD,
             "--size", str(spec.work_mb * 1024 * 1024), "--tmpfs", WORK,
             "--perms", "0444", "--ro-bind-data", str(code_fd), f"{WORK}/candidate.py",
-            "--remount-ro", WORK, "--chdir", WORK, "--clearenv"]
+            "--remount-ro", WORK,
+            # bwrap's own root (where --dir made /sandbox and /sandbox/lib) last: unprivileged,
+            # the jail's uid owns those directories and could write into them otherwise
+            "--remount-ro", "/", "--chdir", WORK, "--clearenv"]
     for k, v in ENV.items():
         argv += ["--setenv", k, v]
     argv += ["--seccomp", str(bpf_fd), "--",
