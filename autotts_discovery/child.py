@@ -228,21 +228,30 @@ def worker(cfg: dict, init: dict, wave: dict, add_filter, code) -> None:
         chan.send({"t": "fail", "kind": f.kind, "ep": f.ep, "msg": f.message})
 
 
-def preload(cfg: dict) -> None:
-    """Import, in the zygote, the modules the candidate's code names in its import
-    statements that a controller may import (``cfg["shared"]`` and their submodules, such
-    as ``scipy.stats``): found by parsing the code, which runs none of it. Each worker then
-    finds them loaded instead of importing them again for every wave."""
+def prepare_candidate(cfg: dict):
+    """In the zygote, once: the candidate's code object, or the error reading or compiling
+    it raised (each worker reports it as a load failure). Parsing and compiling run none of
+    the code. On the way, import the modules its import statements name that a controller
+    may import (``cfg["shared"]`` and their submodules, such as ``scipy.stats``), so each
+    worker finds them loaded instead of importing them again for every wave."""
     import ast
-    import importlib
 
-    allowed = tuple(cfg["shared"])
     path = os.path.join(cfg["workdir"], "candidate.py")
     try:
         with open(path, encoding="utf-8") as f:
-            tree = ast.parse(f.read())
-    except (SyntaxError, ValueError, OSError, RecursionError, MemoryError):
-        return
+            tree = ast.parse(f.read(), path)
+        code = compile(tree, path, "exec")
+    except (SyntaxError, ValueError, OSError, UnicodeDecodeError, RecursionError,
+            MemoryError) as e:
+        return e
+    _preload(tree, tuple(cfg["shared"]))
+    return code
+
+
+def _preload(tree, allowed: tuple[str, ...]) -> None:
+    import ast
+    import importlib
+
     names: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -256,18 +265,6 @@ def preload(cfg: dict) -> None:
                 importlib.import_module(name)
             except Exception:  # noqa: BLE001 (not a module, or not importable: the worker says)
                 pass
-
-
-def compile_candidate(cfg: dict):
-    """The candidate's code object (compiled once, in the zygote: compiling runs none of
-    it), or the error compiling raised (each worker reports it as a load failure)."""
-    path = os.path.join(cfg["workdir"], "candidate.py")
-    try:
-        with open(path, encoding="utf-8") as f:
-            return compile(f.read(), path, "exec")
-    except (SyntaxError, ValueError, OSError, UnicodeDecodeError, RecursionError,
-            MemoryError) as e:
-        return e
 
 
 def _load(cfg: dict, init: dict, code):
@@ -403,12 +400,6 @@ def _episode(spec, beta: float, session, ep: int, cap: int) -> str | None:
 # ----------------------------------------------------------------------------- zygote
 
 
-def _ctl_send(fd: int, msg: dict) -> None:
-    data = (json.dumps(msg, separators=(",", ":")) + "\n").encode()
-    while data:
-        data = data[os.write(fd, data):]
-
-
 def _status(status: int) -> int:
     """An exit code, or minus the signal that ended the process."""
     return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
@@ -432,12 +423,11 @@ def _clean_data_pipes(cfg: dict, flags: dict[int, int]) -> None:
         fcntl.fcntl(fd, fcntl.F_SETFL, fl)
 
 
-def serve(cfg: dict, ctl: Channel, init: dict, bpf: bytes) -> None:
+def serve(cfg: dict, ctl: Channel, init: dict, bpf: bytes, compiled) -> None:
     """Obey the control pipe: a worker per wave, killed and reaped when the wave ends."""
     import fcntl
 
     add_filter = filter_installer(bpf)
-    compiled = compile_candidate(cfg)
     flags = {fd: fcntl.fcntl(fd, fcntl.F_GETFL) for fd in (cfg["in_fd"], cfg["out_fd"])}
     while True:
         msg = ctl.recv(spin=False)
@@ -466,7 +456,7 @@ def serve(cfg: dict, ctl: Channel, init: dict, bpf: bytes) -> None:
                 _, status = os.waitpid(pid, 0)
                 alive = False
                 poll.unregister(pidfd)
-                _ctl_send(cfg["ctl_out"], {"t": "exit", "code": _status(status)})
+                ctl.send({"t": "exit", "code": _status(status)})
             if cfg["ctl_in"] in ready:
                 end = ctl.recv(spin=False)
                 if end.get("t") != "end":
@@ -476,7 +466,7 @@ def serve(cfg: dict, ctl: Channel, init: dict, bpf: bytes) -> None:
                     os.waitpid(pid, 0)
                 os.close(pidfd)
                 _clean_data_pipes(cfg, flags)
-                _ctl_send(cfg["ctl_out"], {"t": "reaped"})
+                ctl.send({"t": "reaped"})
                 break
 
 
@@ -498,7 +488,7 @@ def main() -> None:
         except ImportError:
             pass
     autotts_gym.contracts.result_widths()
-    preload(cfg)
+    compiled = prepare_candidate(cfg)
     import gc
 
     gc.collect()
@@ -507,7 +497,7 @@ def main() -> None:
     init = ctl.recv(spin=False)
     if init.get("t") != "init":
         return
-    serve(cfg, ctl, init, bpf)
+    serve(cfg, ctl, init, bpf, compiled)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ as that many nulls) or, when not ok, the error text, padded with nulls to
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import subprocess
@@ -42,6 +41,7 @@ from autotts_gym.session import Session, StepLimitExceeded
 from autotts_gym.store import ReplayStore
 
 from . import jail
+from .child import codec
 
 CHILD_KINDS = {FailureKind.LOAD, FailureKind.RUNTIME_ERROR, FailureKind.BAD_RETURN,
                FailureKind.MEMORY}
@@ -414,7 +414,7 @@ class SandboxExecutor:
             pass
         for line in buf.split(b"\n")[:-1]:  # complete lines only
             try:
-                msg = json.loads(line)
+                msg = self._decode(line)
             except (ValueError, RecursionError):
                 continue
             if isinstance(msg, dict) and msg.get("t") == "fail":
@@ -484,18 +484,6 @@ class _Wait:
             raise self.ex._timeout("gave no answer")
         if self.watch and self.fd not in ready and ready:
             raise self.ex._death(self.ex._exit_code())
-
-
-def codec():
-    """(encode to bytes, decode from bytes) of the protocol: orjson when installed (the
-    jail mounts it too), else the standard library's json; both data only."""
-    try:
-        import orjson
-
-        return orjson.dumps, orjson.loads
-    except ImportError:
-        encode = json.JSONEncoder(separators=(",", ":")).encode
-        return (lambda obj: encode(obj).encode()), json.loads
 
 
 def waves(sessions: Sequence[Session]) -> list[list[int]]:
