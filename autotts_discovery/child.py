@@ -7,12 +7,12 @@ owns every :class:`~autotts_gym.session.Session`.
 Two kinds of process, both in the jail:
 
 * The **zygote** (this script's main process) drops to the jail's uid, sets resource
-  limits, imports what a controller may import (and the allowed submodules the candidate's
-  import statements name, found by parsing its code), and then only obeys the parent's control
-  pipe: for each *wave* it forks a worker, and when the parent ends the wave it kills and
-  reaps that worker, empties the data pipe from the parent (a reply the worker never read)
-  and puts back the data pipes' flags. It never runs candidate code, so every worker
-  starts from the same clean state.
+  limits, imports the modules its import statements name (found by parsing the
+  candidate's code) that a controller may import, builds the session proxy, and then only
+  obeys the parent's control pipe: for each *wave* it forks a worker, and when the parent
+  ends the wave it kills and reaps that worker, empties the data pipe from the parent (a
+  reply the worker never read) and puts back the data pipes' flags. It never runs
+  candidate code, so every worker starts from the same clean state.
 * A **worker** installs a stricter seccomp filter (no new processes or threads, no System V
   or POSIX IPC, no signals to other processes, no changes to another process's limits or
   scheduling or to the shared pipes' owner, signal or size), loads the candidate once and
@@ -100,25 +100,35 @@ class Channel:
         while data:
             data = data[os.write(self._out, data):]
 
+    def _wait(self, spin: bool) -> None:
+        """Until the input is readable: spin (a zero-timeout poll) for
+        :data:`SPIN_SECONDS` if ``spin``, then sleep in ``poll``."""
+        if spin:
+            probe = self._poll.poll
+            until = time.perf_counter() + SPIN_SECONDS
+            spins = 0
+            while not probe(0):
+                spins += 1
+                if not spins & 7:
+                    if time.perf_counter() > until:
+                        break
+                    os.sched_yield()  # a busy machine: let whoever waits for this CPU run
+            else:
+                return
+        self._poll.poll()
+
     def pending(self) -> bool:
         """Whether a whole message waits in the buffer (a poll would not see it)."""
         return b"\n" in self._buf
 
     def recv(self, spin: bool = True) -> dict:
         end = self._buf.find(b"\n")
-        until = None
         while end < 0:
+            if not self._poll.poll(0):  # (a failed read costs an exception)
+                self._wait(spin)
             try:
                 chunk = os.read(self._in, 1 << 16)
             except BlockingIOError:
-                if not spin:
-                    self._poll.poll()
-                elif until is None:
-                    until = time.perf_counter() + SPIN_SECONDS
-                elif time.perf_counter() > until:
-                    self._poll.poll()
-                else:
-                    os.sched_yield()  # a busy machine: let whoever waits for this CPU run
                 continue
             if not chunk:
                 raise SystemExit(0)  # the parent closed the channel
@@ -205,7 +215,7 @@ def filter_installer(bpf: bytes):
     return install
 
 
-def worker(cfg: dict, init: dict, wave: dict, add_filter, code) -> None:
+def worker(cfg: dict, init: dict, wave: dict, add_filter, code, proxy: type) -> None:
     """One wave in this (forked) process: load the candidate, play, exit."""
     for fd in (cfg["ctl_in"], cfg["ctl_out"]):
         os.close(fd)  # the control pipes are the zygote's alone
@@ -223,7 +233,7 @@ def worker(cfg: dict, init: dict, wave: dict, add_filter, code) -> None:
         return
     chan.send({"t": "ready"})
     try:
-        play(chan, spec, wave, cfg)
+        play(chan, spec, wave, cfg, proxy)
     except Failure as f:
         chan.send({"t": "fail", "kind": f.kind, "ep": f.ep, "msg": f.message})
 
@@ -252,8 +262,19 @@ def _preload(tree, allowed: tuple[str, ...]) -> None:
     import ast
     import importlib
 
+    def typing_only(node) -> bool:  # ``if TYPE_CHECKING:`` (or ``typing.TYPE_CHECKING``)
+        test = node.test if isinstance(node, ast.If) else None
+        return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+            isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
     names: list[str] = []
-    for node in ast.walk(tree):
+    todo = [tree]
+    while todo:  # (ast.walk, without the bodies of ``if TYPE_CHECKING:``: never imported)
+        node = todo.pop()
+        if typing_only(node):
+            todo += node.orelse
+            continue
+        todo += ast.iter_child_nodes(node)
         if isinstance(node, ast.Import):
             names += [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -281,22 +302,17 @@ def _load(cfg: dict, init: dict, code):
                            cls=init.get("cls"))
 
 
-def play(chan: Channel, spec, wave: dict, cfg: dict) -> None:
-    """The wave's episodes in up to ``lanes`` greenlets, each with a fresh controller, split
-    in two groups so that one group runs while the parent serves the other's calls."""
+def play(chan: Channel, spec, wave: dict, cfg: dict, proxy: type) -> None:
+    """The wave's episodes in up to ``lanes`` greenlets, each with a fresh controller (and
+    a ``proxy`` session, see :func:`make_proxy`), split in two groups so that one group
+    runs while the parent serves the other's calls."""
     from itertools import chain
 
     import greenlet
 
-    from autotts_gym.contracts import (
-        SESSION_METHODS,
-        reply_width,
-        result_widths,
-        session_arity,
-    )
+    from autotts_gym.contracts import reply_width
 
     beta, states = float(wave["beta"]), wave["states"]
-    proxy = make_proxy(SESSION_METHODS, session_arity(), result_widths())
     width = reply_width()
     cap = int(cfg["max_answer_chars"])
     todo = list(range(len(states)))[::-1]
@@ -349,14 +365,24 @@ def play(chan: Channel, spec, wave: dict, cfg: dict) -> None:
 
     if lanes:
         flush(0, [lane_.switch() for lane_ in lanes])  # (group 1 gets half of them)
-    while any(active):
-        reply = chan.recv()
+    recv, send_message = chan.recv, chan.send
+    while active[0] or active[1]:
+        reply = recv()
         g = reply.get("g")
         if reply.get("t") != "r" or g not in (0, 1) or not active[g]:
             raise SystemExit(0)
         fields = iter(reply["r"])
         replies = zip(*[fields] * width, strict=False)  # one tuple per call, in order
-        flush(g, [lane_.switch(r) for lane_, r in zip(groups[g], replies, strict=False)])
+        pending = [lane_.switch(r) for lane_, r in zip(groups[g], replies, strict=False)]
+        h = 1 - g
+        if None in pending or held[g] or (
+                len(pending) - len(groups[h]) - len(held[h]) > 1 if active[h]
+                else len(pending) > 1):
+            flush(g, pending)
+        else:  # every lane called again and the groups stay balanced: as they were
+            send_message({"t": "batch", "g": g, "calls": list(chain.from_iterable(pending)),
+                          "done": done})
+            done = []
 
 
 def _episode(spec, beta: float, session, ep: int, cap: int) -> str | None:
@@ -423,7 +449,7 @@ def _clean_data_pipes(cfg: dict, flags: dict[int, int]) -> None:
         fcntl.fcntl(fd, fcntl.F_SETFL, fl)
 
 
-def serve(cfg: dict, ctl: Channel, init: dict, bpf: bytes, compiled) -> None:
+def serve(cfg: dict, ctl: Channel, init: dict, bpf: bytes, compiled, proxy: type) -> None:
     """Obey the control pipe: a worker per wave, killed and reaped when the wave ends."""
     import fcntl
 
@@ -437,7 +463,7 @@ def serve(cfg: dict, ctl: Channel, init: dict, bpf: bytes, compiled) -> None:
         if pid == 0:
             code = 0
             try:
-                worker(cfg, init, msg, add_filter, compiled)
+                worker(cfg, init, msg, add_filter, compiled, proxy)
             except SystemExit as e:
                 if isinstance(e.code, str):
                     sys.stderr.write(e.code + "\n")
@@ -475,19 +501,13 @@ def main() -> None:
     lock_down(cfg)
     with os.fdopen(cfg["filter_fd"], "rb") as f:
         bpf = f.read(1 << 20)
-    import importlib
-
     import greenlet  # noqa: F401
 
-    import autotts_gym.contracts
-    import autotts_gym.controllers
+    import autotts_gym.baselines  # (the registry the controller loader reads)
+    import autotts_gym.controllers  # noqa: F401
+    from autotts_gym.contracts import SESSION_METHODS, result_widths, session_arity
 
-    for name in cfg["shared"]:  # what a controller may import, loaded once for every worker
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
-    autotts_gym.contracts.result_widths()
+    proxy = make_proxy(SESSION_METHODS, session_arity(), result_widths())
     compiled = prepare_candidate(cfg)
     import gc
 
@@ -497,7 +517,7 @@ def main() -> None:
     init = ctl.recv(spin=False)
     if init.get("t") != "init":
         return
-    serve(cfg, ctl, init, bpf, compiled)
+    serve(cfg, ctl, init, bpf, compiled, proxy)
 
 
 if __name__ == "__main__":

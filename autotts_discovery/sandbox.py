@@ -48,16 +48,18 @@ CHILD_KINDS = {FailureKind.LOAD, FailureKind.RUNTIME_ERROR, FailureKind.BAD_RETU
 """The failure kinds the worker may report itself; anything else it says is a protocol
 fault."""
 _INT_BOUND = 1 << 31
-_CALLS = tuple(getattr(Session, m) for m in SESSION_METHODS)
 _TAKES_BRANCH = tuple(session_arity()[m] == 1 for m in SESSION_METHODS)
 _WIDTH = tuple(result_widths().get(m, 0) for m in SESSION_METHODS)
-_PAD = tuple((None,) * (reply_width() - 3 - max(1, w)) for w in _WIDTH)
-_NONES = tuple((None,) * max(1, w) for w in _WIDTH)
+_TAIL = tuple((None,) * (reply_width() - 3 - max(1, w)) for w in _WIDTH)
+"""Per method: the nulls that pad a reply after the result's fields to the fixed width."""
+_NONE_TAIL = tuple((None,) * (reply_width() - 3) for _ in _WIDTH)
+"""Per method: a ``None`` result and its padding (a tuple result that is ``None``)."""
 SPIN_SECONDS = 0.002
 """How long a read retries before it sleeps: waking a sleeping reader costs far more."""
 _GROUPS = (0, 1)
 """The worker's two groups of lanes (it echoes the number; see :func:`.child.play`)."""
 _BATCH_KEYS = frozenset({"t", "g", "calls", "done"})
+_INTS = {int}
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ class SandboxExecutor:
         self.waves = 0
         self.child_cpu: float | None = None
         self._encode, self._decode = codec()
+        self._probe: dict[int, select.poll] = {}  # per pipe from the jail: is it readable?
 
     # -- lifetime
     def __enter__(self) -> SandboxExecutor:
@@ -237,12 +240,12 @@ class SandboxExecutor:
         lim = self.limits
         n = len(sessions)
         answers: list = [None] * n
-        finished = [False] * n
         queries = [0] * n
         left = n
-        calls_, takes_branch, width, pad, nones = _CALLS, _TAKES_BRANCH, _WIDTH, _PAD, _NONES
+        # per episode still playing: its calls by method index, and its episode's counters
+        table = {ep: (_bind(s), s._ep) for ep, s in enumerate(sessions)}
+        width, tail, none_tail, max_queries = _WIDTH, _TAIL, _NONE_TAIL, lim.max_queries
         err_pad = (None,) * (reply_width() - 4)
-        n_methods, max_queries = len(calls_), lim.max_queries
         while True:
             msg = self._recv(lim.reply_seconds)
             if msg.get("t") == "fail":
@@ -254,12 +257,12 @@ class SandboxExecutor:
             if type(calls) is not list or type(done) is not list or (
                     len(calls) > 3 * lim.lanes or len(calls) % 3 or len(done) > n):
                 raise _Fault(FailureKind.PROTOCOL, "a batch of the wrong shape")
-            if calls and (set(map(type, calls)) != {int} or min(calls) <= -_INT_BOUND
+            if calls and (set(map(type, calls)) != _INTS or min(calls) <= -_INT_BOUND
                           or max(calls) >= _INT_BOUND):
                 raise _Fault(FailureKind.PROTOCOL, f"malformed calls {clean(calls, 60)}")
             for item in done:
                 ep, answer = _pair(item, n)
-                if finished[ep]:
+                if ep not in table:
                     raise _Fault(FailureKind.PROTOCOL, f"episode {ep} answered twice", ep)
                 if answer is not None and type(answer) is not str:
                     raise _Fault(FailureKind.BAD_RETURN, f"solve returned "
@@ -267,43 +270,39 @@ class SandboxExecutor:
                 if answer is not None and len(answer) > lim.max_answer_chars:
                     raise _Fault(FailureKind.BAD_RETURN, f"an answer of {len(answer)} "
                                  f"characters (at most {lim.max_answer_chars})", ep)
-                answers[ep], finished[ep] = answer, True
+                answers[ep] = answer
+                del table[ep]
                 left -= 1
             if not calls:
                 if not left:
                     return answers
                 continue  # one of the two groups of lanes ended
-            eps, methods, args = calls[0::3], calls[1::3], calls[2::3]
-            if min(eps) < 0 or max(eps) >= n or min(methods) < 0 or (
-                    max(methods) >= n_methods) or any(map(finished.__getitem__, eps)):
-                bad = next(i for i, (ep, m) in enumerate(zip(eps, methods, strict=True))
-                           if not (0 <= ep < n and 0 <= m < n_methods) or finished[ep])
-                ep = eps[bad]
-                raise _Fault(FailureKind.PROTOCOL, f"a malformed call {calls[3 * bad:3 * bad + 3]}",
-                             ep if 0 <= ep < n else None)
             out: list = []
-            for ep, m, arg in zip(eps, methods, args, strict=True):
+            for ep, m, arg in zip(calls[0::3], calls[1::3], calls[2::3], strict=True):
+                try:
+                    methods, episode = table[ep]
+                    call = methods[m]
+                except KeyError:
+                    raise _Fault(FailureKind.PROTOCOL, f"a malformed call {[ep, m, arg]}",
+                                 ep if 0 <= ep < n else None) from None
                 queries[ep] += 1
                 if queries[ep] > max_queries:
                     raise _Fault(FailureKind.STEP_LIMIT, f"more than {max_queries} "
                                  "session calls in one episode", ep)
-                session = sessions[ep]
                 try:
-                    value = calls_[m](session, arg) if takes_branch[m] else calls_[m](session)
+                    value = call(arg)
                 except StepLimitExceeded as e:
                     raise _Fault(FailureKind.STEP_LIMIT, f"never stopped ({e})", ep) from None
                 except (LookupError, ValueError, TypeError, RuntimeError) as e:
-                    out += (False, session.tokens, session.n_opened,
+                    out += (False, episode.tokens, episode.n_open,
                             f"{type(e).__name__}: {e}", *err_pad)
                     continue
-                out.append(True)
-                out.append(session.tokens)
-                out.append(session.n_opened)
                 if not width[m]:
-                    out.append(value)
+                    out += (True, episode.tokens, episode.n_open, value) + tail[m]
+                elif value is None:
+                    out += (True, episode.tokens, episode.n_open) + none_tail[m]
                 else:
-                    out += nones[m] if value is None else value
-                out += pad[m]
+                    out += (True, episode.tokens, episode.n_open) + value + tail[m]
             self._send({"t": "r", "g": msg["g"], "r": out}, lim.reply_seconds)
 
     def _child_fail(self, msg: dict, n: int):
@@ -328,14 +327,18 @@ class SandboxExecutor:
         fd = self._jail.to_zygote if control else self._jail.to_child
         data = self._encode(msg) + b"\n"
         deadline = poll = None
-        while data:  # write first: the pipe is nearly always ready, so no poll per message
+        while True:  # write first: the pipe nearly always has room, so no poll per message
             try:
-                data = data[os.write(fd, data):]
-                continue
+                n = os.write(fd, data)
             except BlockingIOError:
-                pass
+                n = 0
             except OSError:
                 raise self._death(None) from None
+            if n == len(data):
+                return
+            if n:
+                data = data[n:]
+                continue
             if deadline is None:
                 deadline = self._deadline(seconds)
             if time.monotonic() >= deadline:
@@ -353,7 +356,7 @@ class SandboxExecutor:
         assert self._jail is not None
         cap = self.limits.max_message_bytes
         fd = self._jail.from_zygote if control else self._jail.from_child
-        waiting = None
+        deadline = 0.0
         while True:
             buf = self._zbuf if control else self._buf
             end = buf.find(b"\n")
@@ -361,11 +364,11 @@ class SandboxExecutor:
                 break
             if len(buf) > cap:
                 raise _Fault(FailureKind.PROTOCOL, f"a message larger than {cap} bytes")
+            if not self._readable(fd):
+                deadline = self._wait(fd, seconds, deadline, watch_worker=not control)
             try:
                 chunk = os.read(fd, 1 << 16)
             except BlockingIOError:
-                waiting = waiting or _Wait(self, fd, seconds, watch_worker=not control)
-                waiting.step()
                 continue
             except OSError:
                 raise self._death(None) from None
@@ -391,6 +394,48 @@ class SandboxExecutor:
             raise _Fault(FailureKind.PROTOCOL, f"a message that is not an object: "
                          f"{clean(msg, 60)}")
         return msg
+
+    def _readable(self, fd: int) -> bool:
+        """Whether ``fd`` can be read now: a poll that does not wait (a failed read would
+        cost an exception)."""
+        probe = self._probe.get(fd)
+        if probe is None:
+            probe = self._probe[fd] = select.poll()
+            probe.register(fd, select.POLLIN)
+        return bool(probe.poll(0))
+
+    def _wait(self, fd: int, seconds: float, deadline: float, watch_worker: bool) -> float:
+        """Until ``fd`` is readable: spin (probe with a zero-timeout poll) for
+        :data:`SPIN_SECONDS`, then sleep in ``poll`` until the deadline (``deadline``, or
+        ``seconds`` from now if it is 0; returned for the next wait of the same message).
+        With ``watch_worker``, a message of the zygote (the worker exited) while ``fd``
+        stays empty ends the wait as a death."""
+        assert self._jail is not None
+        probe = self._readable
+        until = time.perf_counter() + SPIN_SECONDS
+        spins = 0
+        while not probe(fd):
+            spins += 1
+            if not spins & 7:
+                if time.perf_counter() > until:
+                    break
+                os.sched_yield()  # a busy machine: let whoever waits for this CPU run
+        else:
+            return deadline
+        deadline = deadline or self._deadline(seconds)
+        sleep = select.poll()
+        sleep.register(fd, select.POLLIN)
+        if watch_worker:
+            sleep.register(self._jail.from_zygote, select.POLLIN)
+        while True:
+            wait = deadline - time.monotonic()
+            ready = {f for f, _ in sleep.poll(wait * 1000)} if wait > 0 else set()
+            if fd in ready:
+                return deadline
+            if ready:
+                raise self._death(self._exit_code())
+            if time.monotonic() >= deadline:
+                raise self._timeout("gave no answer")
 
     def _exit_code(self) -> int | None:
         """The worker's exit code as the zygote reported it (None if it said otherwise)."""
@@ -456,36 +501,6 @@ class SandboxExecutor:
                       f"{clean(last[0], 160)}".rstrip())
 
 
-class _Wait:
-    """Waiting for a pipe to be readable: spin (retry the read) for :data:`SPIN_SECONDS`,
-    then sleep in ``poll`` until the deadline; with ``watch_worker``, a message of the
-    zygote (the worker exited) while the pipe stays empty ends the wait as a death."""
-
-    def __init__(self, ex: SandboxExecutor, fd: int, seconds: float, watch_worker: bool):
-        self.ex, self.fd, self.seconds, self.watch = ex, fd, seconds, watch_worker
-        self.spin_until = time.perf_counter() + SPIN_SECONDS
-        self.poll: select.poll | None = None
-        self.deadline = 0.0
-
-    def step(self) -> None:
-        if self.poll is None:
-            if time.perf_counter() < self.spin_until:
-                os.sched_yield()  # a busy machine: let whoever waits for this CPU run
-                return
-            assert self.ex._jail is not None
-            self.deadline = self.ex._deadline(self.seconds)
-            self.poll = select.poll()
-            self.poll.register(self.fd, select.POLLIN)
-            if self.watch:
-                self.poll.register(self.ex._jail.from_zygote, select.POLLIN)
-        wait = self.deadline - time.monotonic()
-        ready = {f for f, _ in self.poll.poll(wait * 1000)} if wait > 0 else set()
-        if not ready and time.monotonic() >= self.deadline:
-            raise self.ex._timeout("gave no answer")
-        if self.watch and self.fd not in ready and ready:
-            raise self.ex._death(self.ex._exit_code())
-
-
 def waves(sessions: Sequence[Session]) -> list[list[int]]:
     """The unit's episodes (indices) in waves: the k-th wave holds the k-th episode of each
     problem, so no wave holds two episodes of one problem."""
@@ -498,6 +513,16 @@ def waves(sessions: Sequence[Session]) -> list[list[int]]:
         if k == len(out):
             out.append([])
         out[k].append(i)
+    return out
+
+
+def _bind(session: Session) -> dict:
+    """A session's methods by index, each called with the call's branch field (ignored by
+    the methods without a branch)."""
+    out = {}
+    for m, (name, takes) in enumerate(zip(SESSION_METHODS, _TAKES_BRANCH, strict=True)):
+        method = getattr(session, name)
+        out[m] = method if takes else (lambda _branch, method=method: method())
     return out
 
 

@@ -285,3 +285,18 @@ def test_allowed_submodules_a_candidate_imports_are_loaded_before_the_workers(
     assert res.ok, res.message
     assert {r.answer for r in res.results.records} == {"True:0.50"}
     assert res.jail["waves"] == 2
+
+
+def test_imports_only_for_type_checking_are_not_loaded_before_the_workers(synthetic_store):
+    """An import under ``if TYPE_CHECKING:`` never runs, so the zygote does not load it (the
+    zygote imports nothing a controller may import on its own: numpy alone costs about a
+    quarter of a second at every jail start)."""
+    need_jail()
+    code = ctl("return f'{LOADED}'",
+               "import sys\nfrom typing import TYPE_CHECKING\n\n"
+               "if TYPE_CHECKING:\n    import numpy\n    from scipy import stats\n"
+               "LOADED = ('numpy' in sys.modules, 'scipy.stats' in sys.modules)")
+    res = evaluate_in_sandbox(code, synthetic_store, models="Qwen3-4B", seeds=[0],
+                              betas=(0.5,), trace=False)
+    assert res.ok, res.message
+    assert {r.answer for r in res.results.records} == {"(False, False)"}
