@@ -124,11 +124,10 @@ class Channel:
     def recv(self, spin: bool = True) -> dict:
         end = self._buf.find(b"\n")
         while end < 0:
-            if not self._poll.poll(0):  # (a failed read costs an exception)
-                self._wait(spin)
-            try:
+            try:  # (read first: a busy worker nearly always finds its reply there)
                 chunk = os.read(self._in, 1 << 16)
             except BlockingIOError:
+                self._wait(spin)
                 continue
             if not chunk:
                 raise SystemExit(0)  # the parent closed the channel

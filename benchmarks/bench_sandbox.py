@@ -10,13 +10,16 @@ harness with one worker and one session per episode (the path untrusted code wou
 without a jail).
 Sandboxed: the same harness through one jail (:mod:`autotts_discovery.sandbox`). Reports
 wall time (best of ``--repeat``), CPU time (the evaluator plus the jailed child, as the
-child reports it), session calls, and the ratios; the records are checked equal.
+child reports it), session calls, and the ratios: of the best times, and per repeat (each
+sandboxed run over the in-process run just before it, which follows the machine's drift);
+the records are checked equal.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -56,16 +59,19 @@ def main() -> None:
     kw = {"models": args.models.split(",") if args.models else None,
           "benchmarks": "aime24", "seeds": seeds_arg(args.seeds), "betas": (0.0, 0.5, 1.0)}
     best_in = best_sb = (float("inf"), 0.0)
+    ratios = []  # per repeat: the sandboxed run over the in-process run just before it
     for _ in range(args.repeat):
         t, c = time.perf_counter(), time.process_time()
         ref = evaluate(str(path), store, workers=1, fast=False, progress=False, **kw)
-        best_in = min(best_in, (time.perf_counter() - t, time.process_time() - c))
+        in_wall = time.perf_counter() - t
+        best_in = min(best_in, (in_wall, time.process_time() - c))
         t, c = time.perf_counter(), time.process_time()
         res = evaluate_in_sandbox(code, store, trace=False, limits=Limits(lanes=args.lanes),
                                   **kw)
         wall, cpu = time.perf_counter() - t, time.process_time() - c
         assert res.ok, res.message
         best_sb = min(best_sb, (wall, cpu + (res.jail.get("child_cpu_seconds") or 0.0)))
+        ratios.append(wall / in_wall)
     def key(r):
         return (r.model, r.problem, r.seed, r.beta)
 
@@ -79,6 +85,9 @@ def main() -> None:
     print(f"sandboxed:  {best_sb[0]:.2f} s wall, {best_sb[1]:.2f} s CPU (evaluator + jail)")
     print(f"ratio sandboxed / in-process: wall {best_sb[0] / best_in[0]:.2f}x, "
           f"CPU {best_sb[1] / best_in[1]:.2f}x")
+    print(f"paired ratios (each sandboxed run over the in-process run before it): median "
+          f"{statistics.median(ratios):.2f}x, range {min(ratios):.2f}-{max(ratios):.2f}x "
+          f"over {len(ratios)}")
 
 
 if __name__ == "__main__":
