@@ -407,10 +407,14 @@ class SandboxExecutor:
     def _wait(self, fd: int, seconds: float, deadline: float, watch_worker: bool) -> float:
         """Until ``fd`` is readable: spin (probe with a zero-timeout poll) for
         :data:`SPIN_SECONDS`, then sleep in ``poll`` until the deadline (``deadline``, or
-        ``seconds`` from now if it is 0; returned for the next wait of the same message).
-        With ``watch_worker``, a message of the zygote (the worker exited) while ``fd``
-        stays empty ends the wait as a death."""
+        ``seconds`` from now if it is 0; returned for the next wait of the same message, so
+        a message trickled in byte by byte still has one deadline). With ``watch_worker``,
+        a message of the zygote (the worker exited) while ``fd`` stays empty ends the wait
+        as a death."""
         assert self._jail is not None
+        deadline = deadline or self._deadline(seconds)
+        if time.monotonic() >= deadline:
+            raise self._timeout("gave no answer")
         probe = self._readable
         until = time.perf_counter() + SPIN_SECONDS
         spins = 0
@@ -422,7 +426,6 @@ class SandboxExecutor:
                 os.sched_yield()  # a busy machine: let whoever waits for this CPU run
         else:
             return deadline
-        deadline = deadline or self._deadline(seconds)
         sleep = select.poll()
         sleep.register(fd, select.POLLIN)
         if watch_worker:

@@ -10,6 +10,7 @@ import random
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 from sandbox_util import ctl, need_jail
@@ -25,11 +26,12 @@ from autotts_gym.session import Session
 N = 3
 
 
-def _fake_child(payload: bytes, replies_then: bytes = b"", ready: bool = True
-                ) -> jail.Running:
+def _fake_child(payload: bytes, replies_then: bytes = b"", ready: bool = True,
+                drip_seconds: float = 0.0) -> jail.Running:
     """A plain process in the jail's place (zygote and worker in one): it reads the wave
-    message, writes ``ready`` (unless told not to) and ``payload``, then (after the
-    parent's reply) ``replies_then``, answers ``end`` with ``reaped``, then lingers."""
+    message, writes ``ready`` (unless told not to) and ``payload`` (then, with
+    ``drip_seconds``, a space every half millisecond for that long), then (after the parent's
+    reply) ``replies_then``, answers ``end`` with ``reaped``, then lingers."""
     files = []
     for data in ((b'{"t":"ready"}\n' if ready else b"") + payload, replies_then):
         f = tempfile.NamedTemporaryFile(delete=False)
@@ -44,6 +46,12 @@ def _fake_child(payload: bytes, replies_then: bytes = b"", ready: bool = True
             "    os.unlink(p)\n"
             "os.read(z_in, 1 << 20)\n"
             "os.write(d_out, first)\n"
+            f"until = time.monotonic() + {drip_seconds!r}\n"
+            "while time.monotonic() < until:\n"
+            "    os.write(d_out, b' ')\n"
+            "    t = time.monotonic() + 0.0005\n"
+            "    while time.monotonic() < t:\n"
+            "        pass\n"
             "if then:\n"
             "    os.read(d_in, 1 << 20)\n"
             "    os.write(d_out, then)\n"
@@ -131,6 +139,18 @@ def test_a_batch_before_ready_fails_the_candidate(synthetic_store):
     with pytest.raises(EpisodeFailure) as e:
         _run(_fake_child(_batch(calls=[0, OPEN, 0]), ready=False), synthetic_store)
     assert e.value.kind is K.PROTOCOL and "expected ready" in e.value.message
+
+
+def test_a_message_trickled_byte_by_byte_still_has_one_deadline(synthetic_store):
+    """A worker that sends a message one byte every half millisecond, never ending it,
+    times out after ``reply_seconds`` (2 s here): every byte ends a wait before it would
+    sleep, and each wait keeps the message's deadline."""
+    t0 = time.monotonic()
+    with pytest.raises(EpisodeFailure) as e:
+        _run(_fake_child(b'{"t": "batch", "g": 0, "calls": [', drip_seconds=20.0),
+             synthetic_store)
+    assert e.value.kind is K.TIMEOUT, e.value.message
+    assert time.monotonic() - t0 < 8
 
 
 @pytest.mark.parametrize("seed", range(12))
