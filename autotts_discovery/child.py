@@ -39,10 +39,27 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 
 MB = 1024 * 1024
 SPIN_SECONDS = 0.002
 """How long a read retries before it sleeps: waking a sleeping reader costs far more."""
+
+
+def spin_until(ready: Callable[[], object], seconds: float = SPIN_SECONDS) -> bool:
+    """Probe ``ready`` until it is true or ``seconds`` have passed (whether it became
+    true), yielding the CPU every 8 probes: on a busy machine, whoever waits for this CPU
+    runs."""
+    until = time.perf_counter() + seconds
+    spins = 0
+    while not ready():
+        spins += 1
+        if not spins & 7:
+            if time.perf_counter() > until:
+                return False
+            os.sched_yield()
+    return True
 
 
 class SessionError(RuntimeError):
@@ -101,21 +118,10 @@ class Channel:
             data = data[os.write(self._out, data):]
 
     def _wait(self, spin: bool) -> None:
-        """Until the input is readable: spin (a zero-timeout poll) for
-        :data:`SPIN_SECONDS` if ``spin``, then sleep in ``poll``."""
-        if spin:
-            probe = self._poll.poll
-            until = time.perf_counter() + SPIN_SECONDS
-            spins = 0
-            while not probe(0):
-                spins += 1
-                if not spins & 7:
-                    if time.perf_counter() > until:
-                        break
-                    os.sched_yield()  # a busy machine: let whoever waits for this CPU run
-            else:
-                return
-        self._poll.poll()
+        """Until the input is readable: spin (a zero-timeout poll, see :func:`spin_until`)
+        if ``spin``, then sleep in ``poll``."""
+        if not (spin and spin_until(partial(self._poll.poll, 0))):
+            self._poll.poll()
 
     def pending(self) -> bool:
         """Whether a whole message waits in the buffer (a poll would not see it)."""

@@ -34,6 +34,7 @@ import subprocess
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from autotts_gym.contracts import SESSION_METHODS, reply_width, result_widths, session_arity
 from autotts_gym.harness import EpisodeFailure, FailureKind, Results, evaluate
@@ -41,7 +42,7 @@ from autotts_gym.session import Session, StepLimitExceeded
 from autotts_gym.store import ReplayStore
 
 from . import jail
-from .child import codec
+from .child import codec, spin_until
 
 CHILD_KINDS = {FailureKind.LOAD, FailureKind.RUNTIME_ERROR, FailureKind.BAD_RETURN,
                FailureKind.MEMORY}
@@ -54,8 +55,6 @@ _TAIL = tuple((None,) * (reply_width() - 3 - max(1, w)) for w in _WIDTH)
 """Per method: the nulls that pad a reply after the result's fields to the fixed width."""
 _NONE_TAIL = tuple((None,) * (reply_width() - 3) for _ in _WIDTH)
 """Per method: a ``None`` result and its padding (a tuple result that is ``None``)."""
-SPIN_SECONDS = 0.002
-"""How long a read retries before it sleeps: waking a sleeping reader costs far more."""
 _GROUPS = (0, 1)
 """The worker's two groups of lanes (it echoes the number; see :func:`.child.play`)."""
 _BATCH_KEYS = frozenset({"t", "g", "calls", "done"})
@@ -405,8 +404,8 @@ class SandboxExecutor:
         return bool(probe.poll(0))
 
     def _wait(self, fd: int, seconds: float, deadline: float, watch_worker: bool) -> float:
-        """Until ``fd`` is readable: spin (probe with a zero-timeout poll) for
-        :data:`SPIN_SECONDS`, then sleep in ``poll`` until the deadline (``deadline``, or
+        """Until ``fd`` is readable: spin (a zero-timeout poll, see
+        :func:`.child.spin_until`), then sleep in ``poll`` until the deadline (``deadline``, or
         ``seconds`` from now if it is 0; returned for the next wait of the same message, so
         a message trickled in byte by byte still has one deadline). With ``watch_worker``,
         a message of the zygote (the worker exited) while ``fd`` stays empty ends the wait
@@ -415,16 +414,7 @@ class SandboxExecutor:
         deadline = deadline or self._deadline(seconds)
         if time.monotonic() >= deadline:
             raise self._timeout("gave no answer")
-        probe = self._readable
-        until = time.perf_counter() + SPIN_SECONDS
-        spins = 0
-        while not probe(fd):
-            spins += 1
-            if not spins & 7:
-                if time.perf_counter() > until:
-                    break
-                os.sched_yield()  # a busy machine: let whoever waits for this CPU run
-        else:
+        if spin_until(partial(self._readable, fd)):
             return deadline
         sleep = select.poll()
         sleep.register(fd, select.POLLIN)
