@@ -343,10 +343,18 @@ def play(chan: Channel, spec, wave: dict, cfg: dict, proxy: type) -> None:
                    "done": done})
         done = []
 
+    def share(g: int, n: int) -> int:
+        """How many of group g's ``n`` calls go to the other group: half of them to an idle
+        group, to a busy one enough to make the two about equal."""
+        h = 1 - g
+        if not active[h]:
+            return n // 2
+        return max(0, (n - len(groups[h]) - len(held[h])) // 2)
+
     def flush(g: int, pending: list) -> None:
         """Send group g's calls (a lane that ended handed back None), keeping both groups
-        in flight and about equal: an idle group gets half of them, a smaller busy one a
-        share of them with its next batch."""
+        in flight and about equal (see ``share``): an idle group gets its share now, a
+        busy one with its next batch."""
         if None in pending:
             group = [lane_ for lane_, c in zip(groups[g], pending, strict=True) if c is not None]
             calls = [c for c in pending if c is not None]
@@ -357,15 +365,13 @@ def play(chan: Channel, spec, wave: dict, cfg: dict, proxy: type) -> None:
             calls = calls + [c for _, c in held[g]]
             held[g] = []
         h = 1 - g
-        if not active[h] and len(calls) >= 2:
-            k = len(calls) // 2
+        k = share(g, len(calls))
+        if k and not active[h]:
             send(h, group[k:], calls[k:])
             group, calls = group[:k], calls[:k]
-        elif active[h]:
-            k = (len(calls) - len(groups[h]) - len(held[h])) // 2
-            if k > 0:
-                held[h] += zip(group[-k:], calls[-k:], strict=True)
-                group, calls = group[:-k], calls[:-k]
+        elif k:
+            held[h] += zip(group[-k:], calls[-k:], strict=True)
+            group, calls = group[:-k], calls[:-k]
         send(g, group, calls)
 
     if lanes:
@@ -379,10 +385,7 @@ def play(chan: Channel, spec, wave: dict, cfg: dict, proxy: type) -> None:
         fields = iter(reply["r"])
         replies = zip(*[fields] * width, strict=False)  # one tuple per call, in order
         pending = [lane_.switch(r) for lane_, r in zip(groups[g], replies, strict=False)]
-        h = 1 - g
-        if None in pending or held[g] or (
-                len(pending) - len(groups[h]) - len(held[h]) > 1 if active[h]
-                else len(pending) > 1):
+        if None in pending or held[g] or share(g, len(pending)):
             flush(g, pending)
         else:  # every lane called again and the groups stay balanced: as they were
             send_message({"t": "batch", "g": g, "calls": list(chain.from_iterable(pending)),

@@ -53,8 +53,8 @@ _TAKES_BRANCH = tuple(session_arity()[m] == 1 for m in SESSION_METHODS)
 _WIDTH = tuple(result_widths().get(m, 0) for m in SESSION_METHODS)
 _TAIL = tuple((None,) * (reply_width() - 3 - max(1, w)) for w in _WIDTH)
 """Per method: the nulls that pad a reply after the result's fields to the fixed width."""
-_NONE_TAIL = tuple((None,) * (reply_width() - 3) for _ in _WIDTH)
-"""Per method: a ``None`` result and its padding (a tuple result that is ``None``)."""
+_NONE_TAIL = (None,) * (reply_width() - 3)
+"""A tuple result that is ``None``, with its padding: nulls in every field."""
 _GROUPS = (0, 1)
 """The worker's two groups of lanes (it echoes the number; see :func:`.child.play`)."""
 _BATCH_KEYS = frozenset({"t", "g", "calls", "done"})
@@ -299,7 +299,7 @@ class SandboxExecutor:
                 if not width[m]:
                     out += (True, episode.tokens, episode.n_open, value) + tail[m]
                 elif value is None:
-                    out += (True, episode.tokens, episode.n_open) + none_tail[m]
+                    out += (True, episode.tokens, episode.n_open, *none_tail)
                 else:
                     out += (True, episode.tokens, episode.n_open) + value + tail[m]
             self._send({"t": "r", "g": msg["g"], "r": out}, lim.reply_seconds)
