@@ -320,3 +320,18 @@ def test_imports_only_for_type_checking_are_not_loaded_before_the_workers(synthe
                               betas=(0.5,), trace=False)
     assert res.ok, res.message
     assert {r.answer for r in res.results.records} == {"(False, False)"}
+
+
+def test_a_controller_that_only_votes_loads_neither_numpy_nor_scipy(synthetic_store):
+    """The voting module's single-list counters and confidence need only the standard
+    library (numpy and scipy would cost about a quarter of a second at every jail start):
+    CMC's own imports, run in the jail, load neither."""
+    need_jail()
+    code = ctl("vote(['7', '7', '8'])\n"
+               "return f\"{('numpy' in sys.modules, 'scipy' in sys.modules)}\"",
+               "import sys\nfrom autotts_gym.voting import vote\n"
+               "from autotts_gym.baselines import cmc")
+    res = evaluate_in_sandbox(code, synthetic_store, models="Qwen3-4B", seeds=[0],
+                              betas=(0.5,), trace=False)
+    assert res.ok, res.message
+    assert {r.answer for r in res.results.records} == {"(False, False)"}

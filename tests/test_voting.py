@@ -1,8 +1,11 @@
 from __future__ import annotations
 
 from collections import Counter
+from fractions import Fraction
+from math import comb
 
 import numpy as np
+import pytest
 import scipy.stats
 
 from autotts_gym.voting import (
@@ -25,13 +28,28 @@ def test_majority_first_seen_tie_break():
 
 
 def test_beta_confidence_matches_scipy_beta_cdf():
-    for a in range(12):
-        for b in range(a + 1):
+    table = confidence_table(12)
+    for a in range(13):
+        for b in range(13):
             want = 0.0 if a == 0 else 1 - scipy.stats.beta.cdf(0.5, a + 1, b + 1)
             assert abs(beta_confidence(a, b) - want) < 1e-12
-            assert abs(confidence_table(12)[a, b] - want) < 1e-12
+            assert table[a, b] == beta_confidence(a, b)
     w, c = vote(["7", "7", "7"])
     assert w == "7" and c > 0.9
+
+
+def test_beta_confidence_is_the_exact_binomial_tail_rounded_once():
+    """For whole counts, 1 - I_0.5(a + 1, b + 1) is the chance of at most a heads in
+    a + b + 1 fair flips; the float is that exact fraction, correctly rounded."""
+    for a in range(1, 70):
+        for b in range(0, 70, 3):
+            n = a + b + 1
+            exact = Fraction(sum(comb(n, k) for k in range(a + 1)), 2 ** n)
+            assert beta_confidence(a, b) == float(exact)
+    assert beta_confidence(np.int64(40), np.int64(30)) == beta_confidence(40, 30)
+    assert beta_confidence(1, 0) == 0.75 and beta_confidence(0, 5) == 0.0
+    with pytest.raises(ValueError, match="below 0"):
+        beta_confidence(3, -1)
 
 
 def test_batch_majority_equals_counter_semantics():
