@@ -307,30 +307,20 @@ def test_allowed_submodules_a_candidate_imports_are_loaded_before_the_workers(
     assert res.jail["waves"] == 2
 
 
-def test_imports_only_for_type_checking_are_not_loaded_before_the_workers(synthetic_store):
-    """An import under ``if TYPE_CHECKING:`` never runs, so the zygote does not load it (the
-    zygote imports nothing a controller may import on its own: numpy alone costs about a
-    quarter of a second at every jail start)."""
+@pytest.mark.parametrize("head, body", [
+    ("import sys\nfrom typing import TYPE_CHECKING\n\n"
+     "if TYPE_CHECKING:\n    import numpy\n    from scipy import stats\n", ""),
+    ("import sys\nfrom autotts_gym.voting import vote\nfrom autotts_gym.baselines import cmc\n",
+     "vote(['7', '7', '8'])\n"),
+], ids=["imported only for type checking", "a controller that only votes"])
+def test_the_jail_loads_no_numpy_or_scipy_the_controller_does_not_run(synthetic_store, head,
+                                                                       body):
+    """The zygote imports only what the candidate's executed imports name: an import under
+    ``if TYPE_CHECKING:`` never runs, and the voting module's single-list counters and
+    confidence (what CMC uses) need only the standard library. numpy and scipy would cost
+    about a quarter of a second at every jail start."""
     need_jail()
-    code = ctl("return f'{LOADED}'",
-               "import sys\nfrom typing import TYPE_CHECKING\n\n"
-               "if TYPE_CHECKING:\n    import numpy\n    from scipy import stats\n"
-               "LOADED = ('numpy' in sys.modules, 'scipy.stats' in sys.modules)")
-    res = evaluate_in_sandbox(code, synthetic_store, models="Qwen3-4B", seeds=[0],
-                              betas=(0.5,), trace=False)
-    assert res.ok, res.message
-    assert {r.answer for r in res.results.records} == {"(False, False)"}
-
-
-def test_a_controller_that_only_votes_loads_neither_numpy_nor_scipy(synthetic_store):
-    """The voting module's single-list counters and confidence need only the standard
-    library (numpy and scipy would cost about a quarter of a second at every jail start):
-    CMC's own imports, run in the jail, load neither."""
-    need_jail()
-    code = ctl("vote(['7', '7', '8'])\n"
-               "return f\"{('numpy' in sys.modules, 'scipy' in sys.modules)}\"",
-               "import sys\nfrom autotts_gym.voting import vote\n"
-               "from autotts_gym.baselines import cmc")
+    code = ctl(body + "return f\"{('numpy' in sys.modules, 'scipy' in sys.modules)}\"", head)
     res = evaluate_in_sandbox(code, synthetic_store, models="Qwen3-4B", seeds=[0],
                               betas=(0.5,), trace=False)
     assert res.ok, res.message
