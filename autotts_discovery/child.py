@@ -376,7 +376,7 @@ def play(chan: Channel, spec, wave: dict, cfg: dict, proxy: type) -> None:
 
     if lanes:
         flush(0, [lane_.switch() for lane_ in lanes])  # (group 1 gets half of them)
-    recv, send_message = chan.recv, chan.send
+    recv = chan.recv
     while active[0] or active[1]:
         reply = recv()
         g = reply.get("g")
@@ -388,9 +388,7 @@ def play(chan: Channel, spec, wave: dict, cfg: dict, proxy: type) -> None:
         if None in pending or held[g] or share(g, len(pending)):
             flush(g, pending)
         else:  # every lane called again and the groups stay balanced: as they were
-            send_message({"t": "batch", "g": g, "calls": list(chain.from_iterable(pending)),
-                          "done": done})
-            done = []
+            send(g, groups[g], pending)
 
 
 def _episode(spec, beta: float, session, ep: int, cap: int) -> str | None:
