@@ -58,9 +58,9 @@ ENV = {"PATH": "/nonexistent", "HOME": WORK, "TMPDIR": WORK, "LANG": "C.UTF-8",
        "MKL_NUM_THREADS": "1"}
 UID_RANGE = (1_000_000, 2_000_000_000)
 SHARED = ALLOWED_IMPORTS[1:]
-"""The modules (with their submodules) codecheck lets a controller import: those the
-candidate's import statements name, the jail's zygote imports before it forks workers, so
-that a worker starts with them loaded."""
+"""The modules (with their submodules) codecheck lets a controller import. Of these, the
+jail's zygote imports those the candidate's import statements name before it forks
+workers, so that a worker starts with them loaded."""
 
 
 class JailUnavailable(AutoTTSError):
